@@ -1,0 +1,223 @@
+//! `/api/roles/`: list, retrieve, create, update, partial update, update_descriptions, delete,
+//! enable and disable. Reading is public; writes are for staff.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value, json};
+
+use shared::auth::{self, Principal};
+use shared::http::{self, ApiRequest};
+use shared::page::{self, PageRequest};
+use shared::roles::{self, InputMode, LANGUAGES, Role, RoleInput, RoleQuery};
+use shared::{Context, Result, time};
+
+const COLLECTION_METHODS: &[&str] = &["GET", "POST", "HEAD"];
+const DETAIL_METHODS: &[&str] = &["GET", "PUT", "PATCH", "DELETE", "HEAD"];
+
+/// The fields of a role on the wire, in Waldur's order.
+const FIELDS: &[&str] = &[
+    "uuid",
+    "name",
+    "description",
+    "description_en",
+    "description_et",
+    "description_lt",
+    "description_lv",
+    "description_ru",
+    "description_it",
+    "description_de",
+    "description_da",
+    "description_sv",
+    "description_es",
+    "description_fr",
+    "description_nb",
+    "description_ar",
+    "description_cs",
+    "permissions",
+    "is_system_role",
+    "is_active",
+    "users_count",
+    "content_type",
+];
+
+pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
+    let request = ApiRequest::new(request);
+    let result = route(ctx, &request).await;
+    http::finish(&request, result)
+}
+
+async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let segments = request.segments().ok_or_else(http::no_route)?;
+    let method = &request.method;
+    match segments.as_slice() {
+        ["api", "roles"] => match *method {
+            Method::GET | Method::HEAD => list(ctx, request, &principal).await,
+            Method::POST => create(ctx, request, &principal).await,
+            _ => Err(http::method_not_allowed(request, COLLECTION_METHODS)),
+        },
+        ["api", "roles", uuid] => match *method {
+            Method::GET | Method::HEAD => retrieve(ctx, request, &principal, uuid).await,
+            Method::PUT => update(ctx, request, &principal, uuid, InputMode::Replace).await,
+            Method::PATCH => update(ctx, request, &principal, uuid, InputMode::Partial).await,
+            Method::DELETE => destroy(ctx, &principal, uuid).await,
+            _ => Err(http::method_not_allowed(request, DETAIL_METHODS)),
+        },
+        ["api", "roles", uuid, "update_descriptions"] => match *method {
+            Method::PUT => update_descriptions(ctx, request, &principal, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["PUT"])),
+        },
+        ["api", "roles", uuid, action @ ("enable" | "disable")] => match *method {
+            Method::POST => set_active(ctx, &principal, uuid, *action == "enable").await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
+        _ => Err(http::no_route()),
+    }
+}
+
+async fn list(ctx: &Context, request: &ApiRequest, principal: &Principal) -> Result<Response<Body>> {
+    let query = RoleQuery::from_params(&request.params)?;
+    let page_request = PageRequest::from_params(&request.params)?;
+    let roles = query.apply(roles::list(&ctx.store).await?);
+    let view = View::for_reader(request, principal);
+    let page = page::paginate(roles, &page_request)?.map(|role| view.render(&role));
+    Ok(http::page(request, page))
+}
+
+async fn retrieve(
+    ctx: &Context,
+    request: &ApiRequest,
+    principal: &Principal,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let role = roles::get(&ctx.store, uuid).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &View::for_reader(request, principal).render(&role),
+    ))
+}
+
+async fn create(ctx: &Context, request: &ApiRequest, principal: &Principal) -> Result<Response<Body>> {
+    let actor = principal.require_staff()?;
+    let input = RoleInput::parse(request.json()?.as_ref(), InputMode::Create)?;
+    let role = roles::create(&ctx.store, actor, input, &time::now()).await?;
+    let location = request.url(&format!("/api/roles/{}/", role.uuid));
+    Ok(http::created(&location, &View::for_writer(request).render(&role)))
+}
+
+async fn update(
+    ctx: &Context,
+    request: &ApiRequest,
+    principal: &Principal,
+    uuid: &str,
+    mode: InputMode,
+) -> Result<Response<Body>> {
+    let actor = principal.require_staff()?;
+    let input = request
+        .json()
+        .and_then(|body| RoleInput::parse(body.as_ref(), mode));
+    let role = roles::update(&ctx.store, actor, uuid, input, &time::now()).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &View::for_writer(request).render(&role),
+    ))
+}
+
+async fn update_descriptions(
+    ctx: &Context,
+    request: &ApiRequest,
+    principal: &Principal,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let actor = principal.require_staff()?;
+    let input = request
+        .json()
+        .and_then(|body| RoleInput::parse(body.as_ref(), InputMode::Descriptions));
+    let role = roles::update(&ctx.store, actor, uuid, input, &time::now()).await?;
+    let view = View {
+        fields: Some(descriptions_fields()),
+        ..View::for_writer(request)
+    };
+    Ok(http::json(StatusCode::OK, &view.render(&role)))
+}
+
+async fn destroy(ctx: &Context, principal: &Principal, uuid: &str) -> Result<Response<Body>> {
+    let actor = principal.require_staff()?;
+    roles::delete(&ctx.store, actor, uuid, &time::now()).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+async fn set_active(
+    ctx: &Context,
+    principal: &Principal,
+    uuid: &str,
+    active: bool,
+) -> Result<Response<Body>> {
+    let actor = principal.require_staff()?;
+    let role = roles::set_active(&ctx.store, actor, uuid, active, &time::now()).await?;
+    let verb = if active { "enabled" } else { "disabled" };
+    let detail = format!("The role {} has been {verb}", role.name);
+    Ok(http::json(StatusCode::OK, &json!({ "detail": detail })))
+}
+
+fn descriptions_fields() -> Vec<&'static str> {
+    FIELDS
+        .iter()
+        .copied()
+        .filter(|f| f.starts_with("description"))
+        .collect()
+}
+
+/// How a role is shown to this caller: which fields, whether `users_count` (staff and support
+/// only), and in which language `description` is.
+struct View {
+    fields: Option<Vec<&'static str>>,
+    show_users_count: bool,
+    language: Option<String>,
+}
+
+impl View {
+    fn for_reader(request: &ApiRequest, principal: &Principal) -> Self {
+        View {
+            fields: request.params.field_selection(FIELDS),
+            show_users_count: principal.is_staff_or_support(),
+            language: request.language(),
+        }
+    }
+
+    fn for_writer(request: &ApiRequest) -> Self {
+        View {
+            fields: None,
+            show_users_count: true,
+            language: request.language(),
+        }
+    }
+
+    fn render(&self, role: &Role) -> Value {
+        let mut object = Map::new();
+        for field in FIELDS {
+            if self.fields.as_ref().is_some_and(|chosen| !chosen.contains(field))
+                || (*field == "users_count" && !self.show_users_count)
+            {
+                continue;
+            }
+            let value = match *field {
+                "uuid" => json!(role.uuid),
+                "name" => json!(role.name),
+                "description" => json!(role.description_in(self.language.as_deref())),
+                "permissions" => json!(role.permissions),
+                "is_system_role" => json!(role.is_system_role),
+                "is_active" => json!(role.is_active),
+                "users_count" => json!(role.users_count),
+                "content_type" => json!(role.content_type.as_str()),
+                description => {
+                    let language = &description["description_".len()..];
+                    debug_assert!(LANGUAGES.contains(&language));
+                    json!(role.translation(language))
+                }
+            };
+            object.insert((*field).to_owned(), value);
+        }
+        Value::Object(object)
+    }
+}

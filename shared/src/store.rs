@@ -1,0 +1,411 @@
+//! The single-table store: one DynamoDB client per process, typed items through serde_dynamo,
+//! and one transaction builder that reports which condition failed.
+//!
+//! The key schema is described in `docs/data-model.md`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
+    Update,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The overloaded secondary indexes of the table, each with `<name>PK` / `<name>SK` keys.
+pub const GSI_NAMES: [&str; 3] = ["GSI1", "GSI2", "GSI3"];
+
+const UNAVAILABLE: &str = "The data store is unavailable. Try again later.";
+const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: Arc<str>,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The store of a Lambda container or a tool: region, credentials and endpoint come from the
+    /// standard AWS configuration (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local), the
+    /// table name from `TABLE_NAME`.
+    pub async fn from_env() -> Result<Self> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| Error::internal("TABLE_NAME is not set"))?;
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts())
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .load()
+            .await;
+        Ok(Store::new(Client::new(&config), table))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.item.map(decode).transpose()
+    }
+
+    /// Every item of a partition whose sort key starts with `sk_prefix`, following
+    /// `LastEvaluatedKey` to the end. For small, bounded partitions only.
+    pub async fn query_prefix<T: DeserializeOwned>(&self, pk: &str, sk_prefix: &str) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(sk_prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                items.push(decode(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction {
+            store: self,
+            actions: Vec::new(),
+        }
+    }
+
+    /// Creates the table with its indexes if it does not exist yet.
+    pub async fn create_table(&self) -> Result<()> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(Error::internal)
+        };
+        let key_element = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(Error::internal)
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("PK")?)
+            .attribute_definitions(attribute("SK")?)
+            .key_schema(key_element("PK", KeyType::Hash)?)
+            .key_schema(key_element("SK", KeyType::Range)?);
+        for index in GSI_NAMES {
+            let (pk, sk) = (format!("{index}PK"), format!("{index}SK"));
+            request = request
+                .attribute_definitions(attribute(&pk)?)
+                .attribute_definitions(attribute(&sk)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .key_schema(key_element(&pk, KeyType::Hash)?)
+                        .key_schema(key_element(&sk, KeyType::Range)?)
+                        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                        .build()
+                        .map_err(Error::internal)?,
+                );
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("ResourceInUseException") => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+}
+
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(6))
+        .build()
+}
+
+/// A condition or update expression with its placeholders.
+#[derive(Debug, Clone, Default)]
+pub struct Expr {
+    text: String,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl Expr {
+    pub fn new(text: impl Into<String>) -> Self {
+        Expr {
+            text: text.into(),
+            ..Expr::default()
+        }
+    }
+
+    pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names.push((placeholder.to_owned(), attribute.to_owned()));
+        self
+    }
+
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.push((placeholder.to_owned(), value));
+        self
+    }
+
+    fn names_map(exprs: &[&Expr]) -> Option<HashMap<String, String>> {
+        let map: HashMap<_, _> = exprs.iter().flat_map(|e| e.names.iter().cloned()).collect();
+        (!map.is_empty()).then_some(map)
+    }
+
+    fn values_map(exprs: &[&Expr]) -> Option<Item> {
+        let map: Item = exprs.iter().flat_map(|e| e.values.iter().cloned()).collect();
+        (!map.is_empty()).then_some(map)
+    }
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug)]
+pub enum TxError {
+    /// The condition of the action at this index (in the order it was added) was false.
+    ConditionFailed(usize),
+    Store(Error),
+}
+
+impl From<TxError> for Error {
+    fn from(err: TxError) -> Self {
+        match err {
+            TxError::ConditionFailed(index) => {
+                Error::internal(format!("unexpected condition failure at action {index}"))
+            }
+            TxError::Store(err) => err,
+        }
+    }
+}
+
+/// One `TransactWriteItems`: all actions commit, or none.
+pub struct Transaction<'a> {
+    store: &'a Store,
+    actions: Vec<TransactWriteItem>,
+}
+
+impl Transaction<'_> {
+    /// Adds a put and returns its index for matching `TxError::ConditionFailed`.
+    pub fn put<T: Serialize>(&mut self, item: &T, condition: Option<Expr>) -> Result<usize> {
+        let item = encode(item)?;
+        let mut put = Put::builder().table_name(self.store.table()).set_item(Some(item));
+        if let Some(condition) = condition {
+            put = put
+                .condition_expression(&condition.text)
+                .set_expression_attribute_names(Expr::names_map(&[&condition]))
+                .set_expression_attribute_values(Expr::values_map(&[&condition]));
+        }
+        self.push(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(Error::internal)?)
+                .build(),
+        )
+    }
+
+    pub fn update(&mut self, pk: &str, sk: &str, update: Expr, condition: Option<Expr>) -> Result<usize> {
+        let exprs: Vec<&Expr> = std::iter::once(&update).chain(condition.as_ref()).collect();
+        let action = Update::builder()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk, sk)))
+            .update_expression(&update.text)
+            .set_condition_expression(condition.as_ref().map(|c| c.text.clone()))
+            .set_expression_attribute_names(Expr::names_map(&exprs))
+            .set_expression_attribute_values(Expr::values_map(&exprs))
+            .build()
+            .map_err(Error::internal)?;
+        self.push(TransactWriteItem::builder().update(action).build())
+    }
+
+    pub fn delete(&mut self, pk: &str, sk: &str, condition: Option<Expr>) -> Result<usize> {
+        let exprs: Vec<&Expr> = condition.iter().collect();
+        let action = Delete::builder()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk, sk)))
+            .set_condition_expression(condition.as_ref().map(|c| c.text.clone()))
+            .set_expression_attribute_names(Expr::names_map(&exprs))
+            .set_expression_attribute_values(Expr::values_map(&exprs))
+            .build()
+            .map_err(Error::internal)?;
+        self.push(TransactWriteItem::builder().delete(action).build())
+    }
+
+    pub fn check(&mut self, pk: &str, sk: &str, condition: Expr) -> Result<usize> {
+        let action = ConditionCheck::builder()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk, sk)))
+            .condition_expression(&condition.text)
+            .set_expression_attribute_names(Expr::names_map(&[&condition]))
+            .set_expression_attribute_values(Expr::values_map(&[&condition]))
+            .build()
+            .map_err(Error::internal)?;
+        self.push(TransactWriteItem::builder().condition_check(action).build())
+    }
+
+    fn push(&mut self, action: TransactWriteItem) -> Result<usize> {
+        self.actions.push(action);
+        Ok(self.actions.len() - 1)
+    }
+
+    /// Commits, retrying with jittered backoff while DynamoDB cancels the transaction for a
+    /// conflict with another one in flight (the counters make those common under load).
+    pub async fn commit(self) -> Result<(), TxError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .store
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(self.actions.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let reasons: Vec<Option<String>> = err
+                .as_service_error()
+                .and_then(|e| match e {
+                    TransactWriteItemsError::TransactionCanceledException(canceled) => Some(canceled),
+                    _ => None,
+                })
+                .map(|e| {
+                    e.cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(index) = reasons
+                .iter()
+                .position(|code| code.as_deref() == Some("ConditionalCheckFailed"))
+            {
+                return Err(TxError::ConditionFailed(index));
+            }
+            let retryable = reasons.iter().any(|code| {
+                matches!(
+                    code.as_deref(),
+                    Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+                )
+            }) || err.code() == Some("TransactionInProgressException");
+            if !retryable {
+                return Err(TxError::Store(sdk_error(err)));
+            }
+            if attempt >= MAX_TRANSACTION_ATTEMPTS {
+                return Err(TxError::Store(Error::Unavailable(UNAVAILABLE.into())));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_ms = 10u64 << attempt.min(6);
+    let jitter = getrandom::u64().unwrap_or(0) % ceiling_ms.max(1);
+    Duration::from_millis(ceiling_ms / 2 + jitter / 2)
+}
+
+/// Maps any SDK failure: unreachable, timed out or throttled → 503; the rest → 500.
+pub fn sdk_error<E, R>(err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let unavailable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+            )
+        ),
+        SdkError::ResponseError(_) => true,
+        _ => false,
+    };
+    if unavailable {
+        tracing::warn!(error = %DisplayErrorContext(&err), "store unavailable");
+        Error::Unavailable(UNAVAILABLE.into())
+    } else {
+        Error::Internal(format!("store error: {}", DisplayErrorContext(&err)))
+    }
+}
+
+pub fn key(pk: &str, sk: &str) -> Item {
+    HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn b(value: bool) -> AttributeValue {
+    AttributeValue::Bool(value)
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Item> {
+    serde_dynamo::to_item(value).map_err(|e| Error::internal(format!("encoding an item: {e}")))
+}
+
+pub fn encode_value<T: Serialize>(value: &T) -> Result<AttributeValue> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| Error::internal(format!("encoding a value: {e}")))
+}
+
+pub fn decode<T: DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item).map_err(|e| Error::internal(format!("decoding an item: {e}")))
+}

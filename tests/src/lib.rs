@@ -1,0 +1,240 @@
+//! Test harness: one DynamoDB Local per test binary (started on a free port, stopped when the
+//! binary exits), a fresh table per test, and requests that go through the template's routes
+//! to the real handlers as `lambda_http` requests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use lambda_http::http::{HeaderMap, Method};
+use lambda_http::{Body, Request};
+use local_api::Router;
+use serde_json::Value;
+use shared::Context;
+use shared::store::Store;
+use shared::users::{self, NewUser, User};
+
+static DYNAMODB: OnceLock<(String, Mutex<Child>)> = OnceLock::new();
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn find_jar_dir(root: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(root).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.join("DynamoDBLocal.jar").is_file() {
+            return Some(path);
+        }
+        if path.is_dir()
+            && let Some(found) = find_jar_dir(&path)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn answers_http(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buffer = [0u8; 12];
+    matches!(stream.read(&mut buffer), Ok(n) if n > 0 && buffer.starts_with(b"HTTP/"))
+}
+
+/// The endpoint of this test binary's DynamoDB Local, started on first use. The JVM runs under
+/// a shell that kills it when our end of its stdin closes, i.e. when the test binary exits.
+pub fn dynamodb_endpoint() -> &'static str {
+    let (endpoint, _) = DYNAMODB.get_or_init(|| {
+        let dir = std::env::var_os("DYNAMODB_LOCAL_DIR")
+            .map(PathBuf::from)
+            .or_else(|| find_jar_dir(&workspace_root().join(".tools/ddb")))
+            .expect("DynamoDB Local not found: run `scripts/setup.sh ddb` or set DYNAMODB_LOCAL_DIR");
+        let port = free_port();
+        let script = format!(
+            "java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.library.path='{dir}/DynamoDBLocal_lib' \
+             -jar '{dir}/DynamoDBLocal.jar' -inMemory -port {port} >/dev/null 2>&1 & pid=$!; \
+             cat >/dev/null; kill $pid",
+            dir = dir.display()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start DynamoDB Local");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !answers_http(port) {
+            assert!(
+                Instant::now() < deadline,
+                "DynamoDB Local did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (format!("http://127.0.0.1:{port}"), Mutex::new(child))
+    });
+    endpoint
+}
+
+/// A client for `endpoint` with dummy credentials, independent of the environment.
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("dummy", "dummy", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .timeout_config(
+            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// A fresh table in this binary's DynamoDB Local.
+pub async fn fresh_store() -> Store {
+    let store = Store::new(
+        client_for(dynamodb_endpoint()),
+        format!("t{}", uuid::Uuid::new_v4().simple()),
+    );
+    store.create_table().await.expect("create table");
+    store
+}
+
+pub fn router() -> Router {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template.yaml");
+    Router::from_template(&text).expect("template routes")
+}
+
+/// The API over a fresh table with the system roles and a staff user `admin`.
+pub struct TestApi {
+    pub ctx: Context,
+    pub router: Router,
+    pub admin: User,
+    pub admin_token: String,
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    /// The body as JSON (`Null` when empty).
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApi {
+    pub async fn new() -> Self {
+        let store = fresh_store().await;
+        let now = shared::time::now();
+        shared::roles::seed_system_roles(&store, &now)
+            .await
+            .expect("seed roles");
+        let ctx = Context { store };
+        let (admin, admin_token) = make_user(&ctx.store, "admin", true, false).await;
+        TestApi {
+            ctx,
+            router: router(),
+            admin,
+            admin_token,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    /// A user with a token.
+    pub async fn user(&self, username: &str, is_staff: bool, is_support: bool) -> (User, String) {
+        make_user(&self.ctx.store, username, is_staff, is_support).await
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(format!("http://testserver{path}"))
+            .header("host", "testserver");
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Token {token}"));
+        }
+        let body = match body {
+            Some(value) => {
+                builder = builder.header("content-type", "application/json");
+                Body::Text(value.to_string())
+            }
+            None => Body::Empty,
+        };
+        self.send(builder.body(body).expect("request")).await
+    }
+
+    pub async fn send(&self, request: Request) -> Answer {
+        let response = local_api::dispatch(&self.ctx, &self.router, request).await;
+        let (parts, body) = response.into_parts();
+        let text = match body {
+            Body::Text(text) => text,
+            Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            text,
+            json,
+        }
+    }
+}
+
+pub async fn make_user(store: &Store, username: &str, is_staff: bool, is_support: bool) -> (User, String) {
+    let now = shared::time::now();
+    let new = NewUser {
+        username: username.to_owned(),
+        email: format!("{username}@example.com"),
+        first_name: username.to_owned(),
+        last_name: "Tester".into(),
+        is_staff,
+        is_support,
+    };
+    let user = users::create(store, None, new, &now).await.expect("create user");
+    let token = users::issue_token(store, None, &user, &now)
+        .await
+        .expect("issue token");
+    let user = users::get(store, &user.uuid)
+        .await
+        .expect("read user")
+        .expect("user exists");
+    (user, token)
+}

@@ -1,0 +1,198 @@
+//! Administration of a deployment: create the table, seed the system roles, create users, make
+//! them staff and issue their API tokens. It uses the normal AWS configuration, so it works
+//! against DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`) and against a deployed table alike.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use shared::store::Store;
+use shared::users::{self, NewUser, User};
+use shared::{Result, roles, time};
+
+const USAGE: &str = "\
+usage: admin <command> [options]   (TABLE_NAME and the AWS environment select the table)
+
+  bootstrap [--create-table] [--seed-roles] [--staff-user NAME] [--token-file PATH]
+      Idempotent set-up of a fresh deployment. With --staff-user, makes sure NAME exists and is
+      staff; the token in PATH is kept while it is still NAME's, otherwise a new one is issued
+      and written there. The token is printed on the last line.
+  create-table
+  seed-roles
+  create-user --username NAME [--email ADDRESS] [--first-name X] [--last-name Y] [--staff] [--support]
+  make-staff NAME
+  issue-token NAME          prints a new token for NAME (the old one stops working)";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("admin: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<(), String> {
+    let (command, rest) = args.split_first().ok_or(USAGE)?;
+    let flags = Flags::parse(rest)?;
+    let store = Store::from_env().await.map_err(|e| e.to_string())?;
+    let outcome = match command.as_str() {
+        "bootstrap" => bootstrap(&store, &flags).await,
+        "create-table" => store.create_table().await,
+        "seed-roles" => seed_roles(&store).await,
+        "create-user" => create_user(&store, &flags).await,
+        "make-staff" => make_staff(&store, flags.positional()?).await,
+        "issue-token" => issue_token(&store, flags.positional()?).await,
+        _ => return Err(USAGE.into()),
+    };
+    outcome.map_err(|e| e.to_string())
+}
+
+struct Flags {
+    values: Vec<(String, Option<String>)>,
+    positional: Vec<String>,
+}
+
+impl Flags {
+    const SWITCHES: [&str; 4] = ["--create-table", "--seed-roles", "--staff", "--support"];
+
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut flags = Flags {
+            values: Vec::new(),
+            positional: Vec::new(),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if Self::SWITCHES.contains(&arg.as_str()) {
+                flags.values.push((arg.clone(), None));
+            } else if arg.starts_with("--") {
+                let value = args.next().ok_or(format!("{arg} needs a value"))?;
+                flags.values.push((arg.clone(), Some(value.clone())));
+            } else {
+                flags.positional.push(arg.clone());
+            }
+        }
+        Ok(flags)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.values.iter().any(|(flag, _)| flag == name)
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(flag, _)| flag == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn positional(&self) -> Result<&str, String> {
+        self.positional
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| USAGE.to_owned())
+    }
+}
+
+async fn bootstrap(store: &Store, flags: &Flags) -> Result<()> {
+    if flags.has("--create-table") {
+        store.create_table().await?;
+        eprintln!("table {} is ready", store.table());
+    }
+    if flags.has("--seed-roles") {
+        seed_roles(store).await?;
+    }
+    let Some(username) = flags.value("--staff-user") else {
+        return Ok(());
+    };
+    let now = time::now();
+    let user = match users::find_by_username(store, username).await? {
+        Some(user) if user.is_staff => user,
+        Some(user) => users::make_staff(store, None, &user, &now).await?,
+        None => {
+            let new = NewUser {
+                username: username.to_owned(),
+                is_staff: true,
+                ..NewUser::default()
+            };
+            users::create(store, None, new, &now).await?
+        }
+    };
+    let token_file = flags.value("--token-file");
+    let kept = token_file
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|token| users::token_belongs_to(&user, token));
+    let token = match kept {
+        Some(token) => token,
+        None => {
+            let token = users::issue_token(store, None, &user, &now).await?;
+            if let Some(path) = token_file {
+                write_secret(Path::new(path), &token)?;
+            }
+            token
+        }
+    };
+    eprintln!("staff user {} ({})", user.username, user.uuid);
+    println!("{token}");
+    Ok(())
+}
+
+async fn seed_roles(store: &Store) -> Result<()> {
+    let created = roles::seed_system_roles(store, &time::now()).await?;
+    eprintln!(
+        "system roles: {created} created, {} already present",
+        roles::SYSTEM_ROLES.len() - created
+    );
+    Ok(())
+}
+
+async fn create_user(store: &Store, flags: &Flags) -> Result<()> {
+    let text = |name: &str| flags.value(name).unwrap_or_default().to_owned();
+    let new = NewUser {
+        username: text("--username"),
+        email: text("--email"),
+        first_name: text("--first-name"),
+        last_name: text("--last-name"),
+        is_staff: flags.has("--staff"),
+        is_support: flags.has("--support"),
+    };
+    let user = users::create(store, None, new, &time::now()).await?;
+    println!("{}", user.uuid);
+    Ok(())
+}
+
+async fn find(store: &Store, username: &str) -> Result<User> {
+    users::find_by_username(store, username)
+        .await?
+        .ok_or_else(|| shared::Error::not_found("User"))
+}
+
+async fn make_staff(store: &Store, username: &str) -> Result<()> {
+    let user = find(store, username).await?;
+    users::make_staff(store, None, &user, &time::now()).await?;
+    eprintln!("{username} is staff");
+    Ok(())
+}
+
+async fn issue_token(store: &Store, username: &str) -> Result<()> {
+    let user = find(store, username).await?;
+    println!("{}", users::issue_token(store, None, &user, &time::now()).await?);
+    Ok(())
+}
+
+fn write_secret(path: &Path, token: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(shared::Error::internal)?;
+    }
+    std::fs::write(path, format!("{token}\n")).map_err(shared::Error::internal)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(shared::Error::internal)?;
+    }
+    Ok(())
+}

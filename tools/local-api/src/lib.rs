@@ -1,0 +1,222 @@
+//! The local runner: serves the routes of `template.yaml` by calling the same handler functions
+//! the Lambda binaries run, in-process. It stands in for `sam local`, which needs Docker.
+
+use std::fmt;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde_yaml::Value;
+use shared::Context;
+
+/// One `HttpApi` event of one function in the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Parameter,
+    Greedy,
+}
+
+#[derive(Debug)]
+pub struct TemplateError(String);
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// The route table of a template, matched as API Gateway matches: a literal segment beats a
+/// `{parameter}`, which beats a greedy `{proxy+}`.
+#[derive(Debug, Clone)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    pub fn from_template(text: &str) -> Result<Self, TemplateError> {
+        let template: Value =
+            serde_yaml::from_str(text).map_err(|e| TemplateError(format!("template.yaml: {e}")))?;
+        let resources = template
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| TemplateError("template.yaml has no Resources".into()))?;
+        let mut routes = Vec::new();
+        for (name, resource) in resources {
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let name = name.as_str().unwrap_or("?");
+            let function = resource
+                .get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|p| p.get("Binary"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| TemplateError(format!("{name}: no Metadata.BuildProperties.Binary")))?;
+            let Some(events) = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping)
+            else {
+                continue;
+            };
+            for event in events.values() {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let property = |key: &str| {
+                    event
+                        .get("Properties")
+                        .and_then(|p| p.get(key))
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| TemplateError(format!("{name}: an HttpApi event has no {key}")))
+                };
+                routes.push(Route::new(property("Method")?, property("Path")?, function)?);
+            }
+        }
+        Ok(Router { routes })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route serving this method and path, if any.
+    pub fn find(&self, method: &str, path: &str) -> Option<&Route> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.routes
+            .iter()
+            .filter(|route| route.method.eq_ignore_ascii_case(method) || route.method == "ANY")
+            .filter(|route| route.matches(&segments))
+            .max_by_key(|route| route.specificity())
+    }
+}
+
+impl Route {
+    fn new(method: &str, path: &str, function: &str) -> Result<Self, TemplateError> {
+        if !path.starts_with('/') {
+            return Err(TemplateError(format!("route path {path:?} must start with /")));
+        }
+        let segments = path
+            .split('/')
+            .map(|segment| match segment {
+                s if s.starts_with('{') && s.ends_with("+}") => Segment::Greedy,
+                s if s.starts_with('{') && s.ends_with('}') => Segment::Parameter,
+                s => Segment::Literal(s.to_owned()),
+            })
+            .collect();
+        Ok(Route {
+            method: method.to_ascii_uppercase(),
+            path: path.to_owned(),
+            function: function.to_owned(),
+            segments,
+        })
+    }
+
+    fn matches(&self, segments: &[&str]) -> bool {
+        for (i, pattern) in self.segments.iter().enumerate() {
+            match (pattern, segments.get(i)) {
+                (Segment::Greedy, Some(rest)) => return !rest.is_empty(),
+                (Segment::Parameter, Some(value)) if !value.is_empty() => {}
+                (Segment::Literal(literal), Some(value)) if literal == value => {}
+                _ => return false,
+            }
+        }
+        segments.len() == self.segments.len()
+    }
+
+    fn specificity(&self) -> Vec<u8> {
+        self.segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(_) => 2,
+                Segment::Parameter => 1,
+                Segment::Greedy => 0,
+            })
+            .collect()
+    }
+}
+
+/// Runs the function the template routes this request to, as API Gateway would; a path or
+/// method the template does not route gets API Gateway's own 404.
+pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Response<Body> {
+    let function = router
+        .find(request.method().as_str(), request.uri().path())
+        .map(|route| route.function.clone());
+    match function.as_deref() {
+        Some("roles") => roles_function::handle(ctx, request).await,
+        Some(other) => gateway_answer(
+            500,
+            &format!("function {other} is not linked into the local runner"),
+        ),
+        None if request.method() == Method::OPTIONS => gateway_answer(204, ""),
+        None => gateway_answer(404, "Not Found"),
+    }
+}
+
+fn gateway_answer(status: u16, message: &str) -> Response<Body> {
+    let body = if message.is_empty() {
+        Body::Empty
+    } else {
+        Body::Text(serde_json::json!({ "message": message }).to_string())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: things
+    Properties:
+      Environment:
+        Variables:
+          TABLE_NAME: !Ref Table
+      Events:
+        A: {Type: HttpApi, Properties: {Path: /api/things/, Method: GET}}
+        B: {Type: HttpApi, Properties: {Path: "/api/things/{id}/", Method: GET}}
+        C: {Type: HttpApi, Properties: {Path: /api/things/transfer/, Method: GET}}
+        D: {Type: HttpApi, Properties: {Path: "/files/{proxy+}", Method: ANY}}
+"#;
+
+    #[test]
+    fn routes_like_api_gateway() {
+        let router = Router::from_template(TEMPLATE).unwrap();
+        assert_eq!(router.routes().len(), 4);
+        let path_of = |method: &str, path: &str| router.find(method, path).map(|r| r.path.as_str());
+        assert_eq!(path_of("GET", "/api/things/"), Some("/api/things/"));
+        assert_eq!(path_of("GET", "/api/things/42/"), Some("/api/things/{id}/"));
+        assert_eq!(
+            path_of("GET", "/api/things/transfer/"),
+            Some("/api/things/transfer/")
+        );
+        assert_eq!(path_of("POST", "/api/things/"), None);
+        assert_eq!(path_of("GET", "/api/things"), None);
+        assert_eq!(path_of("GET", "/api/things//"), None);
+        assert_eq!(path_of("DELETE", "/files/a/b"), Some("/files/{proxy+}"));
+    }
+}
