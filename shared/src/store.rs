@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
-    Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
+    TransactWriteItem, Update,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -105,6 +105,78 @@ impl Store {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// Every item of one partition of a secondary index, in index order (eventually consistent).
+    pub async fn query_index<T: DeserializeOwned>(&self, index: &str, pk: &str) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", format!("{index}PK"))
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                items.push(decode(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The items with these keys that exist, in no particular order: BatchGetItem in chunks of
+    /// 100, retrying what DynamoDB leaves unprocessed.
+    pub async fn batch_get<T: DeserializeOwned>(&self, keys: &[(String, String)]) -> Result<Vec<T>> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut unique: Vec<&(String, String)> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(|(pk, sk)| key(pk, sk)).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(Error::internal)?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                if let Some(mut responses) = output.responses {
+                    for item in responses.remove(self.table()).unwrap_or_default() {
+                        found.push(decode(item)?);
+                    }
+                }
+                if let Some(mut unprocessed) = output.unprocessed_keys
+                    && let Some(rest) = unprocessed.remove(self.table())
+                {
+                    pending = rest.keys;
+                }
+                if !pending.is_empty() {
+                    if attempt >= MAX_TRANSACTION_ATTEMPTS {
+                        return Err(Error::Unavailable(UNAVAILABLE.into()));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     pub fn transaction(&self) -> Transaction<'_> {

@@ -64,7 +64,8 @@ fn answers_http(port: u16) -> bool {
 }
 
 /// The endpoint of this test binary's DynamoDB Local, started on first use. The JVM runs under
-/// a shell that kills it when our end of its stdin closes, i.e. when the test binary exits.
+/// a shell that kills it when our end of its stdin closes, i.e. when the test binary exits, and
+/// that exits itself if the JVM dies.
 pub fn dynamodb_endpoint() -> &'static str {
     let (endpoint, _) = DYNAMODB.get_or_init(|| {
         let dir = std::env::var_os("DYNAMODB_LOCAL_DIR")
@@ -73,12 +74,12 @@ pub fn dynamodb_endpoint() -> &'static str {
             .expect("DynamoDB Local not found: run `scripts/setup.sh ddb` or set DYNAMODB_LOCAL_DIR");
         let port = free_port();
         let script = format!(
-            "java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.library.path='{dir}/DynamoDBLocal_lib' \
+            "exec 3<&0; java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.library.path='{dir}/DynamoDBLocal_lib' \
              -jar '{dir}/DynamoDBLocal.jar' -inMemory -port {port} >/dev/null 2>&1 & pid=$!; \
-             cat >/dev/null; kill $pid",
+             (cat <&3 >/dev/null; kill $pid 2>/dev/null) & wait $pid",
             dir = dir.display()
         );
-        let child = Command::new("sh")
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .stdin(Stdio::piped())
@@ -86,6 +87,12 @@ pub fn dynamodb_endpoint() -> &'static str {
             .expect("start DynamoDB Local");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !answers_http(port) {
+            let exited = child.try_wait().expect("DynamoDB Local's shell");
+            assert!(
+                exited.is_none(),
+                "DynamoDB Local exited at start ({exited:?}); is {} right?",
+                dir.display()
+            );
             assert!(
                 Instant::now() < deadline,
                 "DynamoDB Local did not start on port {port}"

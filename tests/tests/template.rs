@@ -29,7 +29,13 @@ async fn every_route_reaches_its_handler() {
         let path = route
             .path
             .split('/')
-            .map(|segment| if segment.starts_with('{') { "00000000000000000000000000000000" } else { segment })
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "00000000000000000000000000000000"
+                } else {
+                    segment
+                }
+            })
             .collect::<Vec<_>>()
             .join("/");
         let answer = api.call(&route.method, &path, Some(&api.admin_token), None).await;
@@ -56,8 +62,14 @@ fn functions_are_arm64_cargo_lambda_builds() {
     assert!(!functions.is_empty());
     for (name, function) in functions {
         assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
-        assert!(function["Metadata"]["BuildProperties"]["Binary"].is_string(), "{name}");
-        assert!(function["Properties"]["Policies"].is_sequence(), "{name} needs its own policy");
+        assert!(
+            function["Metadata"]["BuildProperties"]["Binary"].is_string(),
+            "{name}"
+        );
+        assert!(
+            function["Properties"]["Policies"].is_sequence(),
+            "{name} needs its own policy"
+        );
     }
 }
 
@@ -69,7 +81,12 @@ fn table_matches_the_store() {
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(keys, [("PK", "HASH"), ("SK", "RANGE")]);
     let indexes: Vec<&str> = table["GlobalSecondaryIndexes"]
@@ -81,8 +98,14 @@ fn table_matches_the_store() {
     assert_eq!(indexes, shared::store::GSI_NAMES);
     for index in table["GlobalSecondaryIndexes"].as_sequence().unwrap() {
         let name = index["IndexName"].as_str().unwrap();
-        assert_eq!(index["KeySchema"][0]["AttributeName"], format!("{name}PK").as_str());
-        assert_eq!(index["KeySchema"][1]["AttributeName"], format!("{name}SK").as_str());
+        assert_eq!(
+            index["KeySchema"][0]["AttributeName"],
+            format!("{name}PK").as_str()
+        );
+        assert_eq!(
+            index["KeySchema"][1]["AttributeName"],
+            format!("{name}SK").as_str()
+        );
     }
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "expires_at");
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");

@@ -1,0 +1,50 @@
+# The two commands are `make dev` and `make test`; see README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+DEV_DDB_PORT := 8000
+DEV_ADDR := 127.0.0.1:3000
+LOCAL_AWS := AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT)
+SAM := .tools/venv/bin/sam
+
+.PHONY: help dev test setup lint lint-template test-rust test-client stop clean
+
+help:
+	@echo "make dev    serve the API at http://$(DEV_ADDR) over DynamoDB Local (token in .dev/admin.token)"
+	@echo "make test   everything CI runs: fmt, clippy, unit + integration tests, template lint, client tests"
+	@echo "make stop   stop the dev DynamoDB Local;  make clean   remove .dev"
+
+setup:
+	scripts/setup.sh all
+
+dev:
+	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup" >&2; exit 1; }
+	scripts/setup.sh ddb
+	cargo build -p admin -p local-api
+	scripts/ddb.sh start $(DEV_DDB_PORT) .dev/ddb-data
+	env $(DEV_ENV) target/debug/admin bootstrap --create-table --seed-roles --staff-user admin --token-file .dev/admin.token
+	@echo "API token of the staff user admin is in .dev/admin.token; serving http://$(DEV_ADDR)" >&2
+	exec env $(DEV_ENV) target/debug/local-api --addr $(DEV_ADDR) --template template.yaml
+
+test: setup lint test-rust lint-template test-client
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	env $(LOCAL_AWS) DYNAMODB_LOCAL_DIR="$$(scripts/setup.sh ddb-dir)" cargo test --workspace
+
+lint-template:
+	env -i PATH="$$PATH" HOME="$$HOME" SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
+
+test-client:
+	tests/client/run.sh
+
+stop:
+	scripts/ddb.sh stop $(DEV_DDB_PORT)
+
+clean: stop
+	rm -rf .dev

