@@ -12,6 +12,7 @@ use crate::store::Store;
 pub struct AuthUser {
     pub uuid: Id,
     pub username: String,
+    pub full_name: String,
     pub is_staff: bool,
     pub is_support: bool,
 }
@@ -61,6 +62,8 @@ pub struct TokenItem {
     pub entity: String,
     pub user_uuid: Id,
     pub username: String,
+    #[serde(default)]
+    pub full_name: String,
     pub is_staff: bool,
     pub is_support: bool,
     pub is_active: bool,
@@ -121,6 +124,7 @@ pub async fn authenticate(store: &Store, authorization: Option<&str>) -> Result<
     Ok(Principal::User(AuthUser {
         uuid: token.user_uuid,
         username: token.username,
+        full_name: token.full_name,
         is_staff: token.is_staff,
         is_support: token.is_support,
     }))
@@ -147,6 +151,7 @@ mod tests {
         let staff = Principal::User(AuthUser {
             uuid: Id::new(),
             username: "s".into(),
+            full_name: String::new(),
             is_staff: true,
             is_support: false,
         });
@@ -158,6 +163,7 @@ mod tests {
         let plain = Principal::User(AuthUser {
             uuid: Id::new(),
             username: "p".into(),
+            full_name: String::new(),
             is_staff: false,
             is_support: true,
         });

@@ -3,11 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod error;
+pub mod grants;
 pub mod http;
 pub mod ids;
 pub mod page;
 pub mod roles;
+pub mod scopes;
 pub mod store;
 pub mod time;
 pub mod users;
@@ -18,12 +21,18 @@ pub use error::{Error, Result};
 #[derive(Clone)]
 pub struct Context {
     pub store: store::Store,
+    pub roles: std::sync::Arc<authz::RoleCache>,
 }
 
 impl Context {
+    pub fn new(store: store::Store) -> Self {
+        Context {
+            store,
+            roles: Default::default(),
+        }
+    }
+
     pub async fn from_env() -> Result<Self> {
-        Ok(Context {
-            store: store::Store::from_env().await?,
-        })
+        Ok(Context::new(store::Store::from_env().await?))
     }
 }

@@ -51,6 +51,7 @@ impl User {
             entity: "token".into(),
             user_uuid: self.uuid,
             username: self.username.clone(),
+            full_name: self.full_name(),
             is_staff: self.is_staff,
             is_support: self.is_support,
             is_active: self.is_active,

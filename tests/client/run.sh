@@ -25,7 +25,7 @@ export AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port" TABLE_NAME=client-test
 
 target/debug/admin bootstrap --create-table --seed-roles --staff-user admin --token-file "$work/admin.token" >/dev/null
-target/debug/admin create-user --username alice --email alice@example.com --first-name Alice --last-name Tester >/dev/null
+user_uuid=$(target/debug/admin create-user --username alice --email alice@example.com --first-name Alice --last-name Tester)
 user_token=$(target/debug/admin issue-token alice)
 
 target/debug/local-api --addr "127.0.0.1:$api_port" --template template.yaml >"$work/api.log" 2>&1 &
@@ -38,7 +38,7 @@ done
 
 status=0
 WALDUR_API_URL="http://127.0.0.1:$api_port" WALDUR_API_TOKEN="$(cat "$work/admin.token")" \
-    WALDUR_USER_TOKEN="$user_token" .tools/venv/bin/pytest -q -p no:cacheprovider tests/client || status=$?
+    WALDUR_USER_TOKEN="$user_token" WALDUR_USER_UUID="$user_uuid" .tools/venv/bin/pytest -q -p no:cacheprovider tests/client || status=$?
 if [ "$status" != 0 ]; then
     echo "--- local API log" >&2
     tail -50 "$work/api.log" >&2

@@ -166,7 +166,7 @@ impl TestApi {
         shared::roles::seed_system_roles(&store, &now)
             .await
             .expect("seed roles");
-        let ctx = Context { store };
+        let ctx = Context::new(store);
         let (admin, admin_token) = make_user(&ctx.store, "admin", true, false).await;
         TestApi {
             ctx,

@@ -103,7 +103,7 @@ async fn anonymous_list_is_paginated_like_waldur() {
     assert_eq!(first.json[3]["uuid"], OWNER_UUID);
     assert_eq!(first.json[3]["description"], "Organization owner");
     assert_eq!(first.json[3]["description_et"], Value::Null);
-    assert_eq!(first.json[3]["permissions"].as_array().unwrap().len(), 70);
+    assert_eq!(first.json[3]["permissions"].as_array().unwrap().len(), 73);
 
     let second = api.call("GET", "/api/roles/?page=2", None, None).await;
     assert_eq!(names(&second.json), SYSTEM_ROLE_NAMES[10..]);
@@ -773,9 +773,10 @@ async fn an_unreachable_store_answers_503_quickly() {
         .unwrap()
         .port();
     let dead = TestApi {
-        ctx: Context {
-            store: Store::new(client_for(&format!("http://127.0.0.1:{closed_port}")), "none"),
-        },
+        ctx: Context::new(Store::new(
+            client_for(&format!("http://127.0.0.1:{closed_port}")),
+            "none",
+        )),
         router: api.router.clone(),
         admin: api.admin.clone(),
         admin_token: api.admin_token.clone(),

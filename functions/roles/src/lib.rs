@@ -101,6 +101,7 @@ async fn create(ctx: &Context, request: &ApiRequest, principal: &Principal) -> R
     let actor = principal.require_staff()?;
     let input = RoleInput::parse(request.json()?.as_ref(), InputMode::Create)?;
     let role = roles::create(&ctx.store, actor, input, &time::now()).await?;
+    ctx.roles.invalidate();
     let location = request.url(&format!("/api/roles/{}/", role.uuid));
     Ok(http::created(&location, &View::for_writer(request).render(&role)))
 }
@@ -117,6 +118,7 @@ async fn update(
         .json()
         .and_then(|body| RoleInput::parse(body.as_ref(), mode));
     let role = roles::update(&ctx.store, actor, uuid, input, &time::now()).await?;
+    ctx.roles.invalidate();
     Ok(http::json(
         StatusCode::OK,
         &View::for_writer(request).render(&role),
@@ -134,6 +136,7 @@ async fn update_descriptions(
         .json()
         .and_then(|body| RoleInput::parse(body.as_ref(), InputMode::Descriptions));
     let role = roles::update(&ctx.store, actor, uuid, input, &time::now()).await?;
+    ctx.roles.invalidate();
     let view = View {
         fields: Some(descriptions_fields()),
         ..View::for_writer(request)
@@ -144,6 +147,7 @@ async fn update_descriptions(
 async fn destroy(ctx: &Context, principal: &Principal, uuid: &str) -> Result<Response<Body>> {
     let actor = principal.require_staff()?;
     roles::delete(&ctx.store, actor, uuid, &time::now()).await?;
+    ctx.roles.invalidate();
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
@@ -155,6 +159,7 @@ async fn set_active(
 ) -> Result<Response<Body>> {
     let actor = principal.require_staff()?;
     let role = roles::set_active(&ctx.store, actor, uuid, active, &time::now()).await?;
+    ctx.roles.invalidate();
     let verb = if active { "enabled" } else { "disabled" };
     let detail = format!("The role {} has been {verb}", role.name);
     Ok(http::json(StatusCode::OK, &json!({ "detail": detail })))

@@ -289,6 +289,10 @@ pub const SYSTEM_ROLES: &[SystemRole] = &[
             "ACCESS_SUBNET.DELETE",
             "RESOURCE.CREATE_ROBOT_ACCOUNT",
             "OFFERING.MANAGE_USER_GROUP",
+            // Beyond Waldur's list: owners manage the roles of their own organisation.
+            "CUSTOMER.CREATE_PERMISSION",
+            "CUSTOMER.UPDATE_PERMISSION",
+            "CUSTOMER.DELETE_PERMISSION",
         ],
     },
     SystemRole {

@@ -154,6 +154,7 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
         .map(|route| route.function.clone());
     match function.as_deref() {
         Some("roles") => roles_function::handle(ctx, request).await,
+        Some("scopes") => scopes_function::handle(ctx, request).await,
         Some(other) => gateway_answer(
             500,
             &format!("function {other} is not linked into the local runner"),

@@ -1,0 +1,748 @@
+//! Customers and projects, the role grants on them (`add_user`, `update_user`, `delete_user`,
+//! `list_users`), and `/api/permissions/check/`.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value, json};
+
+use shared::auth::{self, AuthUser};
+use shared::authz::{Access, Membership, RoleSet, ScopeRef};
+use shared::error::{FIELD_REQUIRED, FieldErrors};
+use shared::grants::{self, Member, NewGrant};
+use shared::http::{self, ApiRequest};
+use shared::ids::Id;
+use shared::page::{self, Page, PageRequest, PageSelector, Params};
+use shared::roles::{ContentType, Role};
+use shared::scopes::{self, Customer, Project, Scope, ScopeInput};
+use shared::time::{self, Timestamp};
+use shared::users::{self, User};
+use shared::{Context, Error, Result};
+
+const COLLECTION: &[&str] = &["GET", "POST", "HEAD"];
+const DETAIL: &[&str] = &["GET", "PUT", "PATCH", "DELETE", "HEAD"];
+const MEMBER_ORDERING: [&str; 7] = [
+    "created",
+    "email",
+    "expiration_time",
+    "full_name",
+    "native_name",
+    "role",
+    "username",
+];
+const DATETIME_FORMAT: &str = "Datetime has wrong format. Use one of these formats instead: \
+                               YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
+
+pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
+    let request = ApiRequest::new(request);
+    let result = route(ctx, &request).await;
+    http::finish(&request, result)
+}
+
+async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let user = principal.require_user()?;
+    let segments = request.segments().ok_or_else(http::no_route)?;
+    let method = &request.method;
+    let kind = |name: &str| match name {
+        "customers" => Some(ContentType::Customer),
+        "projects" => Some(ContentType::Project),
+        _ => None,
+    };
+    match segments.as_slice() {
+        ["api", "permissions", "check"] => match *method {
+            Method::GET | Method::HEAD => check(ctx, request, user).await,
+            _ => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+        },
+        ["api", collection] if kind(collection).is_some() => {
+            let kind = kind(collection).unwrap_or(ContentType::Customer);
+            match *method {
+                Method::GET | Method::HEAD => list_scopes(ctx, request, user, kind).await,
+                Method::POST => create_scope(ctx, request, user, kind).await,
+                _ => Err(http::method_not_allowed(request, COLLECTION)),
+            }
+        }
+        ["api", collection, uuid] if kind(collection).is_some() => {
+            let kind = kind(collection).unwrap_or(ContentType::Customer);
+            match *method {
+                Method::GET | Method::HEAD => retrieve_scope(ctx, request, user, kind, uuid).await,
+                Method::PUT | Method::PATCH => update_scope(ctx, request, user, kind, uuid).await,
+                Method::DELETE => delete_scope(ctx, user, kind, uuid).await,
+                _ => Err(http::method_not_allowed(request, DETAIL)),
+            }
+        }
+        ["api", collection, uuid, action] if kind(collection).is_some() => {
+            let kind = kind(collection).unwrap_or(ContentType::Customer);
+            match (*action, method) {
+                ("list_users", &Method::GET | &Method::HEAD) => {
+                    list_users(ctx, request, user, kind, uuid).await
+                }
+                ("add_user", &Method::POST) => {
+                    change_membership(ctx, request, user, kind, uuid, Membership::Create).await
+                }
+                ("update_user", &Method::POST) => {
+                    change_membership(ctx, request, user, kind, uuid, Membership::Update).await
+                }
+                ("delete_user", &Method::POST) => {
+                    change_membership(ctx, request, user, kind, uuid, Membership::Delete).await
+                }
+                ("list_users", _) => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+                ("add_user" | "update_user" | "delete_user", _) => {
+                    Err(http::method_not_allowed(request, &["POST"]))
+                }
+                _ => Err(http::no_route()),
+            }
+        }
+        _ => Err(http::no_route()),
+    }
+}
+
+fn model(kind: ContentType) -> &'static str {
+    if kind == ContentType::Customer {
+        "Customer"
+    } else {
+        "Project"
+    }
+}
+
+/// The caller's standing and the scope, read in parallel; an unknown, malformed or invisible
+/// scope is the same 404.
+async fn visible_scope(
+    ctx: &Context,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<(Access, Scope)> {
+    let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(model(kind)))?;
+    let now = time::now();
+    let (access, scope) = tokio::try_join!(
+        Access::load(&ctx.store, &ctx.roles, user, &now),
+        scopes::get_scope(&ctx.store, kind, &uuid)
+    )?;
+    match scope {
+        Some(scope) if access.can_see(&ScopeRef::from(&scope)) => Ok((access, scope)),
+        _ => Err(Error::not_found(model(kind))),
+    }
+}
+
+// --- customers and projects ---------------------------------------------------------------
+
+async fn list_scopes(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
+    let name = request.params.get("name").map(str::to_lowercase);
+    let named = |text: &str| {
+        name.as_ref()
+            .is_none_or(|n| text.to_lowercase().contains(n.as_str()))
+    };
+    if kind == ContentType::Customer {
+        let mut customers = if access.sees_everything() {
+            scopes::all_customers(&ctx.store).await?
+        } else {
+            scopes::customers_by_id(&ctx.store, &access.connected_customers()).await?
+        };
+        customers.retain(|c| named(&c.name));
+        customers.sort_by(|a, b| a.name.cmp(&b.name).then(a.created.cmp(&b.created)));
+        let page = page::paginate(customers, &page_request)?.map(|c| customer_json(request, &c));
+        return Ok(http::page(request, page));
+    }
+    let mut projects = if access.sees_everything() {
+        scopes::all_projects(&ctx.store).await?
+    } else {
+        let mut projects = scopes::projects_by_id(&ctx.store, &access.direct_projects()).await?;
+        for customer in access.customers_with_customer_role() {
+            projects.extend(scopes::projects_of(&ctx.store, &customer).await?);
+        }
+        projects.sort_by_key(|p| p.uuid);
+        projects.dedup_by_key(|p| p.uuid);
+        projects
+    };
+    let customer_filter = request.params.get("customer").and_then(Id::parse);
+    projects.retain(|p| named(&p.name) && customer_filter.is_none_or(|c| p.customer_uuid == c));
+    projects.sort_by(|a, b| a.name.cmp(&b.name).then(a.created.cmp(&b.created)));
+    let page = page::paginate(projects, &page_request)?;
+    let mut customer_ids: Vec<Id> = page.items.iter().map(|p| p.customer_uuid).collect();
+    customer_ids.sort();
+    customer_ids.dedup();
+    let customers = scopes::customers_by_id(&ctx.store, &customer_ids).await?;
+    let page = page.map(|p| {
+        let customer = customers.iter().find(|c| c.uuid == p.customer_uuid);
+        project_json(request, &p, customer)
+    });
+    Ok(http::page(request, page))
+}
+
+async fn create_scope(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let body = request.json()?;
+    if kind == ContentType::Customer {
+        if !user.is_staff {
+            return Err(Error::PermissionDenied);
+        }
+        let input = ScopeInput::parse(body.as_ref(), true, true)?;
+        let customer = scopes::create_customer(&ctx.store, user, input, &now).await?;
+        let value = customer_json(request, &customer);
+        return Ok(http::created(value["url"].as_str().unwrap_or_default(), &value));
+    }
+    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let input = ScopeInput::parse(body.as_ref(), true, false);
+    let customer = match body.as_ref().and_then(|b| b.get("customer")) {
+        None | Some(Value::Null) => Err(Error::field("customer", FIELD_REQUIRED)),
+        Some(reference) => {
+            let found = match reference
+                .as_str()
+                .and_then(|text| reference_id(text, "customers"))
+            {
+                Some(uuid) => scopes::get_customer(&ctx.store, &uuid).await?,
+                None => None,
+            };
+            found
+                .filter(|c| access.can_see(&ScopeRef::from(&Scope::Customer(c.clone()))))
+                .ok_or_else(|| Error::field("customer", "Invalid hyperlink - Object does not exist."))
+        }
+    };
+    let (input, customer) = merge_errors(input, customer)?;
+    let customer_ref = ScopeRef::from(&Scope::Customer(customer.clone()));
+    if !access.has_permission("PROJECT.CREATE", &customer_ref) {
+        return Err(Error::PermissionDenied);
+    }
+    let project = scopes::create_project(&ctx.store, user, &customer, input, &now).await?;
+    let value = project_json(request, &project, Some(&customer));
+    Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
+}
+
+/// Both results, or all of their field errors together.
+fn merge_errors<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(Error::Invalid(mut first)), Err(Error::Invalid(second))) => {
+            for (field, messages) in second.iter() {
+                for message in messages {
+                    first.add(field, message.clone());
+                }
+            }
+            Err(Error::Invalid(first))
+        }
+        (Err(err), _) | (_, Err(err)) => Err(err),
+    }
+}
+
+/// The uuid in an API URL of `collection` (`…/api/customers/<uuid>/`), or a bare uuid.
+fn reference_id(text: &str, collection: &str) -> Option<Id> {
+    let marker = format!("/api/{collection}/");
+    match text.find(&marker) {
+        Some(at) => Id::parse(text[at + marker.len()..].trim_end_matches('/')),
+        None => Id::parse(text),
+    }
+}
+
+async fn retrieve_scope(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let (_, scope) = visible_scope(ctx, user, kind, uuid).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &scope_json(ctx, request, &scope).await?,
+    ))
+}
+
+async fn scope_json(ctx: &Context, request: &ApiRequest, scope: &Scope) -> Result<Value> {
+    Ok(match scope {
+        Scope::Customer(customer) => customer_json(request, customer),
+        Scope::Project(project) => {
+            let customer = scopes::get_customer(&ctx.store, &project.customer_uuid).await?;
+            project_json(request, project, customer.as_ref())
+        }
+    })
+}
+
+async fn update_scope(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let (access, scope) = visible_scope(ctx, user, kind, uuid).await?;
+    let permission = if kind == ContentType::Customer {
+        "CUSTOMER.UPDATE"
+    } else {
+        "PROJECT.UPDATE"
+    };
+    if !access.has_permission(permission, &ScopeRef::from(&scope)) {
+        return Err(Error::PermissionDenied);
+    }
+    let input = ScopeInput::parse(
+        request.json()?.as_ref(),
+        request.method == Method::PUT,
+        kind == ContentType::Customer,
+    )?;
+    let now = time::now();
+    let updated = match &scope {
+        Scope::Customer(c) => {
+            Scope::Customer(scopes::update_customer(&ctx.store, user, c, input, &now).await?)
+        }
+        Scope::Project(p) => Scope::Project(scopes::update_project(&ctx.store, user, p, input, &now).await?),
+    };
+    Ok(http::json(
+        StatusCode::OK,
+        &scope_json(ctx, request, &updated).await?,
+    ))
+}
+
+async fn delete_scope(
+    ctx: &Context,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let (access, scope) = visible_scope(ctx, user, kind, uuid).await?;
+    let now = time::now();
+    match &scope {
+        Scope::Customer(customer) => {
+            if !user.is_staff {
+                return Err(Error::PermissionDenied);
+            }
+            scopes::delete_customer(&ctx.store, user, customer, &now).await?;
+        }
+        Scope::Project(project) => {
+            if !access.has_permission("PROJECT.DELETE", &ScopeRef::from(&scope)) {
+                return Err(Error::PermissionDenied);
+            }
+            scopes::delete_project(&ctx.store, user, project, &now).await?;
+        }
+    }
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+fn customer_json(request: &ApiRequest, customer: &Customer) -> Value {
+    json!({
+        "url": request.url(&format!("/api/customers/{}/", customer.uuid)),
+        "uuid": customer.uuid,
+        "created": wire(&customer.created),
+        "name": customer.name,
+        "native_name": customer.native_name,
+        "abbreviation": customer.abbreviation,
+        "display_name": if customer.abbreviation.is_empty() { &customer.name } else { &customer.abbreviation },
+        "description": customer.description,
+        "email": customer.email,
+        "projects_count": customer.project_count,
+        "users_count": customer.member_count,
+    })
+}
+
+fn project_json(request: &ApiRequest, project: &Project, customer: Option<&Customer>) -> Value {
+    json!({
+        "url": request.url(&format!("/api/projects/{}/", project.uuid)),
+        "uuid": project.uuid,
+        "name": project.name,
+        "customer": request.url(&format!("/api/customers/{}/", project.customer_uuid)),
+        "customer_uuid": project.customer_uuid,
+        "customer_name": customer.map(|c| c.name.as_str()),
+        "customer_native_name": customer.map(|c| c.native_name.as_str()),
+        "customer_abbreviation": customer.map(|c| c.abbreviation.as_str()),
+        "description": project.description,
+        "created": wire(&project.created),
+    })
+}
+
+fn wire(stored: &str) -> String {
+    time::parse_stored(stored)
+        .map(|t| time::wire(&t))
+        .unwrap_or_else(|| stored.to_owned())
+}
+
+// --- role grants --------------------------------------------------------------------------
+
+/// A validated `add_user` / `update_user` / `delete_user` body.
+struct MembershipBody {
+    user: User,
+    role: Role,
+    expiration_time: Option<Timestamp>,
+}
+
+/// Checks the body the way Waldur does: every field problem at once, before any permission
+/// check (so a caller without rights who sends a bad role learns about the role first).
+async fn membership_body(
+    ctx: &Context,
+    body: Option<&Value>,
+    roles: &RoleSet,
+    now: &Timestamp,
+) -> Result<MembershipBody> {
+    let empty = Map::new();
+    let object = match body {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(object)) => object,
+        Some(_) => return Err(Error::non_field("Invalid data. Expected a dictionary.")),
+    };
+    let mut errors = FieldErrors::default();
+    let role = match object.get("role") {
+        None | Some(Value::Null) => {
+            errors.add("role", FIELD_REQUIRED);
+            None
+        }
+        Some(value) => {
+            let found = value.as_str().and_then(|text| roles.find(text.trim())).cloned();
+            if found.is_none() {
+                errors.add("role", "Role is not found.");
+            }
+            found
+        }
+    };
+    let user = match object.get("user") {
+        None | Some(Value::Null) => {
+            errors.add("user", FIELD_REQUIRED);
+            None
+        }
+        Some(value) => match value.as_str().and_then(|text| reference_id(text, "users")) {
+            None => {
+                errors.add("user", "Must be a valid UUID.");
+                None
+            }
+            Some(uuid) => {
+                let found = users::get(&ctx.store, &uuid).await?;
+                if found.is_none() {
+                    errors.add("user", "User is not found.");
+                }
+                found
+            }
+        },
+    };
+    let expiration_time = match object.get("expiration_time") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_str().and_then(time::parse_input) {
+            None => {
+                errors.add("expiration_time", DATETIME_FORMAT);
+                None
+            }
+            Some(expires) if expires <= *now => {
+                errors.add(
+                    "expiration_time",
+                    "Expiration time should be greater than current time.",
+                );
+                None
+            }
+            Some(expires) => Some(expires),
+        },
+    };
+    match (user, role) {
+        (Some(user), Some(role)) if errors.is_empty() => Ok(MembershipBody {
+            user,
+            role,
+            expiration_time,
+        }),
+        _ => Err(Error::Invalid(errors)),
+    }
+}
+
+async fn change_membership(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+    action: Membership,
+) -> Result<Response<Body>> {
+    let (access, scope) = visible_scope(ctx, user, kind, uuid).await?;
+    let now = time::now();
+    let body = membership_body(ctx, request.json()?.as_ref(), access.roles(), &now).await?;
+    let scope_ref = ScopeRef::from(&scope);
+    access.may_manage(action, &scope_ref, &body.user.uuid, &body.role)?;
+    let new = NewGrant {
+        scope: &scope,
+        user: &body.user,
+        role: &body.role,
+        expiration_time: body.expiration_time,
+        granted_by: Some(user),
+    };
+    let expiration =
+        |grant: &grants::Grant| json!({ "expiration_time": grant.expiration_time.as_deref().map(wire) });
+    match action {
+        Membership::Create => {
+            let grant = grants::grant(&ctx.store, &new, &now).await?;
+            Ok(http::json(StatusCode::CREATED, &expiration(&grant)))
+        }
+        Membership::Update => {
+            let existing = grants::find(&ctx.store, &body.user.uuid, &scope, &body.role.uuid)
+                .await?
+                .filter(|g| g.is_active_at(&now))
+                .ok_or_else(|| Error::non_field("User does not have this role in this scope."))?;
+            let grant = grants::set_expiration(&ctx.store, &existing, &new, &now).await?;
+            Ok(http::json(StatusCode::OK, &expiration(&grant)))
+        }
+        Membership::Delete => {
+            if let Some(existing) = grants::find(&ctx.store, &body.user.uuid, &scope, &body.role.uuid).await?
+            {
+                grants::revoke(&ctx.store, &existing, &new, &now).await?;
+            }
+            Ok(http::empty(StatusCode::OK))
+        }
+    }
+}
+
+/// The member filters of `list_users`.
+struct MemberQuery {
+    user: Option<Id>,
+    roles: Vec<String>,
+    username: Option<String>,
+    full_name: Option<String>,
+    native_name: Option<String>,
+    search: Option<String>,
+    ordering: Vec<(String, bool)>,
+}
+
+impl MemberQuery {
+    fn from_params(params: &Params) -> Result<Self> {
+        let text = |key: &str| {
+            params
+                .get(key)
+                .map(|v| v.trim().to_lowercase())
+                .filter(|v| !v.is_empty())
+        };
+        Ok(MemberQuery {
+            // Waldur ignores a `user` that is not a uuid.
+            user: params.get("user").and_then(Id::parse),
+            roles: params.get_all("role").into_iter().map(str::to_owned).collect(),
+            username: text("username"),
+            full_name: text("full_name"),
+            native_name: text("native_name"),
+            search: text("search_string"),
+            ordering: params.ordering(&MEMBER_ORDERING)?,
+        })
+    }
+
+    fn is_plain(&self) -> bool {
+        self.user.is_none()
+            && self.roles.is_empty()
+            && self.username.is_none()
+            && self.full_name.is_none()
+            && self.native_name.is_none()
+            && self.search.is_none()
+            && self.ordering.is_empty()
+    }
+
+    fn matches(&self, member: &Member, roles: &RoleSet) -> bool {
+        let names = &member.names;
+        let contains = |text: &str, needle: &Option<String>| {
+            needle
+                .as_ref()
+                .is_none_or(|n| text.to_lowercase().contains(n.as_str()))
+        };
+        let role = roles.get(&member.grant.role_uuid);
+        self.user.is_none_or(|u| member.grant.user_uuid == u)
+            && (self.roles.is_empty()
+                || self
+                    .roles
+                    .iter()
+                    .any(|wanted| roles.find(wanted).is_some_and(|r| Some(r) == role)))
+            && contains(&names.user_username, &self.username)
+            && contains(&names.user_full_name, &self.full_name)
+            && contains(&names.user_native_name, &self.native_name)
+            && self.search.as_ref().is_none_or(|s| {
+                [&names.user_full_name, &names.user_email, &names.user_username]
+                    .iter()
+                    .any(|field| field.to_lowercase().contains(s.as_str()))
+            })
+    }
+
+    fn sort(&self, members: &mut [Member], roles: &RoleSet) {
+        for (field, descending) in self.ordering.iter().rev() {
+            members.sort_by(|a, b| {
+                let key = |m: &Member| -> String {
+                    match field.as_str() {
+                        "email" => m.names.user_email.to_lowercase(),
+                        "expiration_time" => m.grant.expiration_time.clone().unwrap_or_default(),
+                        "full_name" => m.names.user_full_name.to_lowercase(),
+                        "native_name" => m.names.user_native_name.to_lowercase(),
+                        "role" => roles
+                            .get(&m.grant.role_uuid)
+                            .map(|r| r.name.clone())
+                            .unwrap_or_default(),
+                        "username" => m.names.user_username.to_lowercase(),
+                        _ => m.grant.created.clone(),
+                    }
+                };
+                let order = key(a).cmp(&key(b));
+                if *descending { order.reverse() } else { order }
+            });
+        }
+    }
+}
+
+/// Members of a scope. Without filters, a page costs one Query of the scope's partition (the
+/// scope item, with the member counter, comes first); with filters all members are read.
+async fn list_users(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let query = MemberQuery::from_params(&request.params)?;
+    let scope_uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(model(kind)))?;
+    let now = time::now();
+    let plain_page = match page_request.selector {
+        PageSelector::Number(number) if query.is_plain() => Some(number),
+        _ => None,
+    };
+    let limit = plain_page.map(|number| number * page_request.size);
+    let (access, found) = tokio::try_join!(
+        Access::load(&ctx.store, &ctx.roles, user, &now),
+        grants::scope_with_members(&ctx.store, kind, &scope_uuid, limit)
+    )?;
+    let (scope, members) = match found {
+        Some((scope, members)) if access.can_see(&ScopeRef::from(&scope)) => (scope, members),
+        _ => return Err(Error::not_found(model(kind))),
+    };
+    let roles = access.roles();
+    let mut members: Vec<Member> = members
+        .into_iter()
+        .filter(|m| m.grant.is_active_at(&now))
+        .collect();
+    let page = match plain_page {
+        Some(number) => {
+            let total = usize::try_from(scope.member_count()).unwrap_or(0);
+            let pages = total.div_ceil(page_request.size).max(1);
+            if number > pages {
+                return Err(Error::NotFound("Invalid page.".into()));
+            }
+            let items = members
+                .into_iter()
+                .skip((number - 1) * page_request.size)
+                .take(page_request.size)
+                .collect();
+            Page {
+                items,
+                number,
+                pages,
+                total,
+            }
+        }
+        None => {
+            members.retain(|m| query.matches(m, roles));
+            query.sort(&mut members, roles);
+            page::paginate(members, &page_request)?
+        }
+    };
+    Ok(http::page(request, page.map(|m| member_json(&m, roles))))
+}
+
+fn member_json(member: &Member, roles: &RoleSet) -> Value {
+    let grant = &member.grant;
+    let role = roles.get(&grant.role_uuid);
+    let mut value = json!({
+        "uuid": grant.uuid,
+        "created": wire(&grant.created),
+        "expiration_time": grant.expiration_time.as_deref().map(wire),
+        "role_name": role.map(|r| r.name.as_str()),
+        "role_uuid": grant.role_uuid,
+        "user_email": member.names.user_email,
+        "user_full_name": member.names.user_full_name,
+        "user_username": member.names.user_username,
+        "user_uuid": grant.user_uuid,
+        "user_image": null,
+    });
+    // Waldur leaves these out, rather than null, when nobody granted the role.
+    if let (Some(object), Some(by)) = (value.as_object_mut(), grant.created_by) {
+        object.insert(
+            "created_by_full_name".into(),
+            json!(member.names.created_by_full_name),
+        );
+        object.insert("created_by_uuid".into(), json!(by));
+    }
+    value
+}
+
+// --- permission check ---------------------------------------------------------------------
+
+/// `GET /api/permissions/check/?user=&permission=&scope_type=&scope=`: whether the user holds
+/// the permission on the scope, and which grants give it. For staff, support, or the user.
+async fn check(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<Response<Body>> {
+    let params = &request.params;
+    let mut errors = FieldErrors::default();
+    let mut required = |key: &str| {
+        let value = params.get(key).map(str::trim).filter(|v| !v.is_empty());
+        if value.is_none() {
+            errors.add(key, FIELD_REQUIRED);
+        }
+        value
+    };
+    let (user, permission, scope_type, scope) = (
+        required("user"),
+        required("permission"),
+        required("scope_type"),
+        required("scope"),
+    );
+    let user = user.and_then(|u| {
+        let parsed = Id::parse(u);
+        if parsed.is_none() {
+            errors.add("user", "Must be a valid UUID.");
+        }
+        parsed
+    });
+    let scope_type = scope_type.and_then(|t| {
+        let parsed =
+            ContentType::parse(t).filter(|c| matches!(c, ContentType::Customer | ContentType::Project));
+        if parsed.is_none() {
+            errors.add("scope_type", "Select a valid choice: customer or project.");
+        }
+        parsed
+    });
+    let scope = scope.and_then(|s| {
+        let parsed = Id::parse(s);
+        if parsed.is_none() {
+            errors.add("scope", "Must be a valid UUID.");
+        }
+        parsed
+    });
+    let (Some(user), Some(permission), Some(scope_type), Some(scope)) = (user, permission, scope_type, scope)
+    else {
+        return Err(Error::Invalid(errors));
+    };
+    if !(caller.is_staff || caller.is_support || caller.uuid == user) {
+        return Err(Error::PermissionDenied);
+    }
+    let now = time::now();
+    let (target, scope) = tokio::try_join!(
+        users::get(&ctx.store, &user),
+        scopes::get_scope(&ctx.store, scope_type, &scope)
+    )?;
+    let target = target.ok_or_else(|| Error::field("user", "User is not found."))?;
+    let scope = scope.ok_or_else(|| Error::field("scope", "Object does not exist."))?;
+    let subject = AuthUser {
+        uuid: target.uuid,
+        username: target.username.clone(),
+        full_name: target.full_name(),
+        is_staff: target.is_staff,
+        is_support: target.is_support,
+    };
+    let access = Access::load(&ctx.store, &ctx.roles, &subject, &now).await?;
+    let scope_ref = ScopeRef::from(&scope);
+    let granted_by: Vec<Value> = access
+        .granted_by(permission, &scope_ref)
+        .into_iter()
+        .map(|g| json!({"role": g.role, "scope_type": g.scope_type.as_str(), "scope_uuid": g.scope_uuid}))
+        .collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "allowed": access.has_permission(permission, &scope_ref),
+            "is_staff": target.is_staff,
+            "granted_by": granted_by,
+        }),
+    ))
+}

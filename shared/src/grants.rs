@@ -1,0 +1,460 @@
+//! Role grants: a user holds a role on a scope (customer or project), maybe until an expiration
+//! time. Each grant is two items written together: the user-side record (authoritative; its key
+//! makes (user, scope, role) unique and answers authorization in one Query) and the scope-side
+//! member row (the member listing in creation order). See docs/data-model.md.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::ids::Id;
+use crate::roles::{self, ContentType, Role};
+use crate::scopes::{self, Scope};
+use crate::store::{Expr, Item, Store, Transaction, TxError, decode, n, s, sdk_error};
+use crate::time::{self, Timestamp};
+use crate::users::User;
+
+pub const DUPLICATE: &str = "User has already the same role in this scope.";
+pub const WRONG_SCOPE: &str = "Role is not valid for this scope.";
+pub const INACTIVE_ROLE: &str = "Role is not active.";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub uuid: Id,
+    pub user_uuid: Id,
+    pub role_uuid: Id,
+    pub scope_type: ContentType,
+    pub scope_uuid: Id,
+    pub customer_uuid: Id,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_time: Option<String>,
+}
+
+impl Grant {
+    /// Expired grants count for nothing, even before the sweeper has revoked them.
+    pub fn is_active_at(&self, now: &Timestamp) -> bool {
+        self.expiration_time
+            .as_deref()
+            .and_then(time::parse_stored)
+            .is_none_or(|expires| expires > *now)
+    }
+
+    fn user_key(&self) -> (String, String) {
+        user_key(
+            &self.user_uuid,
+            self.scope_type,
+            &self.scope_uuid,
+            &self.role_uuid,
+        )
+    }
+
+    fn member_key(&self) -> (String, String) {
+        (
+            scopes::partition(self.scope_type, &self.scope_uuid),
+            format!("MEMBER#{}#{}", self.created, self.uuid),
+        )
+    }
+}
+
+fn user_key(user: &Id, scope_type: ContentType, scope: &Id, role: &Id) -> (String, String) {
+    (
+        format!("USER#{user}"),
+        format!("GRANT#{}#{scope}#{role}", scope_type.as_str()),
+    )
+}
+
+/// Who a member row shows, copied from the user and the granter when the grant is made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberNames {
+    pub user_username: String,
+    #[serde(default)]
+    pub user_full_name: String,
+    #[serde(default)]
+    pub user_email: String,
+    #[serde(default)]
+    pub user_native_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_full_name: Option<String>,
+}
+
+/// One row of a scope's member listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    #[serde(flatten)]
+    pub grant: Grant,
+    #[serde(flatten)]
+    pub names: MemberNames,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserSideItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    expiry: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    expiry_sort: Option<String>,
+    entity: String,
+    #[serde(flatten)]
+    grant: Grant,
+}
+
+impl UserSideItem {
+    fn new(grant: &Grant) -> Self {
+        let (pk, sk) = grant.user_key();
+        let (expiry, expiry_sort) = expiry_keys(grant);
+        UserSideItem {
+            pk,
+            sk,
+            expiry,
+            expiry_sort,
+            entity: "grant".into(),
+            grant: grant.clone(),
+        }
+    }
+}
+
+fn expiry_keys(grant: &Grant) -> (Option<String>, Option<String>) {
+    match &grant.expiration_time {
+        Some(expires) => (
+            Some("GRANT_EXPIRY".into()),
+            Some(format!("{expires}#{}", grant.uuid)),
+        ),
+        None => (None, None),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemberItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI2PK")]
+    by_grant: String,
+    #[serde(rename = "GSI2SK")]
+    by_grant_sort: String,
+    #[serde(rename = "GSI3PK")]
+    by_type: String,
+    #[serde(rename = "GSI3SK")]
+    by_type_sort: String,
+    entity: String,
+    #[serde(flatten)]
+    member: Member,
+}
+
+impl MemberItem {
+    fn new(member: &Member) -> Self {
+        let grant = &member.grant;
+        let (pk, sk) = grant.member_key();
+        MemberItem {
+            pk,
+            sk,
+            by_grant: format!("GRANT#{}", grant.uuid),
+            by_grant_sort: "#META".into(),
+            by_type: format!("GRANTS#{}", grant.scope_type.as_str()),
+            by_type_sort: format!("{}#{}", grant.created, grant.uuid),
+            entity: "member".into(),
+            member: member.clone(),
+        }
+    }
+}
+
+/// All grant records of a user, expired ones included (callers filter with `is_active_at`).
+pub async fn of_user(store: &Store, user: &Id) -> Result<Vec<Grant>> {
+    let items: Vec<UserSideItem> = store.query_prefix(&format!("USER#{user}"), "GRANT#").await?;
+    Ok(items.into_iter().map(|i| i.grant).collect())
+}
+
+pub async fn find(store: &Store, user: &Id, scope: &Scope, role: &Id) -> Result<Option<Grant>> {
+    let (pk, sk) = user_key(user, scope.content_type(), &scope.uuid(), role);
+    Ok(store.get::<UserSideItem>(&pk, &sk).await?.map(|i| i.grant))
+}
+
+/// The scope and its members in creation order: one Query of the scope's partition, which
+/// starts with the scope item. `limit` bounds the members read (for the first pages);
+/// `None` reads them all. `None` is returned when the scope does not exist.
+pub async fn scope_with_members(
+    store: &Store,
+    scope_type: ContentType,
+    scope_uuid: &Id,
+    limit: Option<usize>,
+) -> Result<Option<(Scope, Vec<Member>)>> {
+    let pk = scopes::partition(scope_type, scope_uuid);
+    let mut scope = None;
+    let mut members = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let wanted = limit.map(|l| (l + 1 - members.len().min(l)) as i32);
+        let output = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .consistent_read(true)
+            .set_limit(wanted)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in output.items.unwrap_or_default() {
+            let sk = item
+                .get("SK")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if sk == "#META" {
+                scope = Some(scopes::scope_from_item(scope_type, item)?);
+            } else if sk.starts_with("MEMBER#") {
+                members.push(decode::<MemberItem>(item)?.member);
+            }
+        }
+        let done = limit.is_some_and(|l| members.len() >= l);
+        match output.last_evaluated_key {
+            Some(last) if !last.is_empty() && !done => start = Some(last),
+            _ => break,
+        }
+    }
+    Ok(scope.map(|scope| (scope, members)))
+}
+
+/// What a grant needs: the scope, the user, the role, and who grants it.
+pub struct NewGrant<'a> {
+    pub scope: &'a Scope,
+    pub user: &'a User,
+    pub role: &'a Role,
+    pub expiration_time: Option<Timestamp>,
+    pub granted_by: Option<&'a AuthUser>,
+}
+
+/// Grants a role. One transaction: both grant items, the scope's and the role's counters (the
+/// role's condition also checks it still exists, is active and fits the scope type), and the
+/// audit event. An expired grant of the same (user, scope, role) is replaced.
+pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result<Grant> {
+    if new.role.content_type != new.scope.content_type() {
+        return Err(Error::non_field(WRONG_SCOPE));
+    }
+    if !new.role.is_active {
+        return Err(Error::non_field(INACTIVE_ROLE));
+    }
+    let grant = Grant {
+        uuid: Id::new(),
+        user_uuid: new.user.uuid,
+        role_uuid: new.role.uuid,
+        scope_type: new.scope.content_type(),
+        scope_uuid: new.scope.uuid(),
+        customer_uuid: new.scope.customer_uuid(),
+        created: time::storage(now),
+        created_by: new.granted_by.map(|g| g.uuid),
+        expiration_time: new.expiration_time.as_ref().map(time::storage),
+    };
+    let member = Member {
+        grant: grant.clone(),
+        names: MemberNames {
+            user_username: new.user.username.clone(),
+            user_full_name: new.user.full_name(),
+            user_email: new.user.email.clone(),
+            user_native_name: new.user.native_name.clone(),
+            created_by_username: new.granted_by.map(|g| g.username.clone()),
+            created_by_full_name: new.granted_by.map(|g| g.full_name.clone()),
+        },
+    };
+    let mut tx = store.transaction();
+    let user_side = tx.put(
+        &UserSideItem::new(&grant),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    tx.put(
+        &MemberItem::new(&member),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    let scope_index = tx.update(
+        &new.scope.partition(),
+        "#META",
+        Expr::new("ADD member_count :one").value(":one", n(1)),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let role_index = count_role(&mut tx, new.role, 1, true)?;
+    record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(grant),
+        Err(TxError::ConditionFailed(i)) if i == user_side => replace_expired(store, new, member, now).await,
+        Err(TxError::ConditionFailed(i)) if i == scope_index => Err(Error::not_found(new.scope.model())),
+        Err(TxError::ConditionFailed(i)) if i == role_index => Err(role_refusal(store, new).await),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The grant exists already: a duplicate if it is still active, else it is replaced in place
+/// (the counters already count it).
+async fn replace_expired(
+    store: &Store,
+    new: &NewGrant<'_>,
+    member: Member,
+    now: &Timestamp,
+) -> Result<Grant> {
+    let existing = find(store, &new.user.uuid, new.scope, &new.role.uuid).await?;
+    let Some(existing) = existing.filter(|g| !g.is_active_at(now)) else {
+        return Err(Error::non_field(DUPLICATE));
+    };
+    let grant = member.grant.clone();
+    let mut tx = store.transaction();
+    let (old_pk, old_sk) = existing.member_key();
+    tx.delete(&old_pk, &old_sk, None)?;
+    tx.put(
+        &UserSideItem::new(&grant),
+        Some(
+            Expr::new("#uuid = :old")
+                .name("#uuid", "uuid")
+                .value(":old", s(existing.uuid.to_string())),
+        ),
+    )?;
+    tx.put(
+        &MemberItem::new(&member),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(grant),
+        Err(TxError::ConditionFailed(_)) => Err(Error::non_field(DUPLICATE)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn role_refusal(store: &Store, new: &NewGrant<'_>) -> Error {
+    match roles::find(store, &new.role.uuid).await {
+        Ok(None) => Error::field("role", "Role is not found."),
+        Ok(Some(role)) if !role.is_active => Error::non_field(INACTIVE_ROLE),
+        Ok(Some(_)) => Error::non_field(WRONG_SCOPE),
+        Err(err) => err,
+    }
+}
+
+fn count_role(tx: &mut Transaction<'_>, role: &Role, delta: i64, check_grantable: bool) -> Result<usize> {
+    let condition = if check_grantable {
+        Expr::new("attribute_exists(PK) AND content_type = :type AND is_active = :yes")
+            .value(":type", s(role.content_type.as_str()))
+            .value(":yes", crate::store::b(true))
+    } else {
+        Expr::new("attribute_exists(PK)")
+    };
+    tx.update(
+        "ROLES",
+        &format!("ROLE#{}", role.uuid),
+        Expr::new("ADD users_count :delta").value(":delta", n(delta)),
+        Some(condition),
+    )
+}
+
+fn record(
+    tx: &mut Transaction<'_>,
+    actor: Option<&AuthUser>,
+    event_type: &str,
+    new: &NewGrant<'_>,
+    grant: &Grant,
+    now: &Timestamp,
+) -> Result<usize> {
+    let verb = match event_type {
+        "role_granted" => "has gained role of",
+        "role_revoked" => "has lost role of",
+        _ => "has an updated role of",
+    };
+    let name = if new.user.full_name().is_empty() {
+        new.user.username.clone()
+    } else {
+        new.user.full_name()
+    };
+    let event = Event {
+        event_type,
+        subject: new.scope.partition(),
+        message: format!("User {name} {verb} {} in {}.", new.role.name, new.scope.name()),
+        details: json!({
+            "grant_uuid": grant.uuid,
+            "affected_user": grant.user_uuid,
+            "role_name": new.role.name,
+            "scope_type": grant.scope_type.as_str(),
+            "scope_uuid": grant.scope_uuid,
+            "customer_uuid": grant.customer_uuid,
+            "expiration_time": grant.expiration_time,
+        }),
+    };
+    audit::record(tx, actor, &event, now)
+}
+
+/// Sets or clears the expiration of an existing grant.
+pub async fn set_expiration(
+    store: &Store,
+    existing: &Grant,
+    new: &NewGrant<'_>,
+    now: &Timestamp,
+) -> Result<Grant> {
+    let updated = Grant {
+        expiration_time: new.expiration_time.as_ref().map(time::storage),
+        ..existing.clone()
+    };
+    let same_grant = || {
+        Expr::new("#uuid = :uuid")
+            .name("#uuid", "uuid")
+            .value(":uuid", s(existing.uuid.to_string()))
+    };
+    let mut tx = store.transaction();
+    let (pk, sk) = existing.user_key();
+    let update = match expiry_keys(&updated) {
+        (Some(expiry), Some(sort)) => Expr::new("SET expiration_time = :e, GSI1PK = :x, GSI1SK = :xs")
+            .value(":e", s(updated.expiration_time.clone().unwrap_or_default()))
+            .value(":x", s(expiry))
+            .value(":xs", s(sort)),
+        _ => Expr::new("REMOVE expiration_time, GSI1PK, GSI1SK"),
+    };
+    tx.update(&pk, &sk, update, Some(same_grant()))?;
+    let (member_pk, member_sk) = existing.member_key();
+    let member_update = match &updated.expiration_time {
+        Some(expires) => Expr::new("SET expiration_time = :e").value(":e", s(expires.as_str())),
+        None => Expr::new("REMOVE expiration_time"),
+    };
+    tx.update(&member_pk, &member_sk, member_update, Some(same_grant()))?;
+    record(&mut tx, new.granted_by, "role_updated", new, &updated, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(updated),
+        Err(TxError::ConditionFailed(_)) => {
+            Err(Error::Conflict("The grant changed meanwhile. Retry.".into()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Revokes a grant: both items go, both counters drop, and the event records it.
+pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &Timestamp) -> Result<()> {
+    let same_grant = || {
+        Expr::new("#uuid = :uuid")
+            .name("#uuid", "uuid")
+            .value(":uuid", s(existing.uuid.to_string()))
+    };
+    let mut tx = store.transaction();
+    let (pk, sk) = existing.user_key();
+    tx.delete(&pk, &sk, Some(same_grant()))?;
+    let (member_pk, member_sk) = existing.member_key();
+    tx.delete(&member_pk, &member_sk, None)?;
+    tx.update(
+        &new.scope.partition(),
+        "#META",
+        Expr::new("ADD member_count :minus").value(":minus", n(-1)),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    count_role(&mut tx, new.role, -1, false)?;
+    record(&mut tx, new.granted_by, "role_revoked", new, existing, now)?;
+    match tx.commit().await {
+        Ok(()) | Err(TxError::ConditionFailed(0)) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}

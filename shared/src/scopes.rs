@@ -1,0 +1,537 @@
+//! Customers (organisations) and projects: the scopes roles are granted on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::audit::{self, Event};
+use crate::auth::AuthUser;
+use crate::error::{Error, FIELD_REQUIRED, FieldErrors, Result};
+use crate::ids::Id;
+use crate::roles::ContentType;
+use crate::store::{Expr, Store, TxError, n, s};
+use crate::time::{self, Timestamp};
+
+const NAME_MAX: usize = 150;
+const TEXT_MAX: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub uuid: Id,
+    pub name: String,
+    #[serde(default)]
+    pub abbreviation: String,
+    #[serde(default)]
+    pub native_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub email: String,
+    pub created: String,
+    /// Active grants at this customer (not its projects).
+    #[serde(default)]
+    pub member_count: i64,
+    #[serde(default)]
+    pub project_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub uuid: Id,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub customer_uuid: Id,
+    pub created: String,
+    #[serde(default)]
+    pub member_count: i64,
+}
+
+/// A scope a role can be granted on, as far as grants are concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    Customer(Customer),
+    Project(Project),
+}
+
+impl Scope {
+    pub fn content_type(&self) -> ContentType {
+        match self {
+            Scope::Customer(_) => ContentType::Customer,
+            Scope::Project(_) => ContentType::Project,
+        }
+    }
+
+    pub fn uuid(&self) -> Id {
+        match self {
+            Scope::Customer(c) => c.uuid,
+            Scope::Project(p) => p.uuid,
+        }
+    }
+
+    pub fn customer_uuid(&self) -> Id {
+        match self {
+            Scope::Customer(c) => c.uuid,
+            Scope::Project(p) => p.customer_uuid,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Scope::Customer(c) => &c.name,
+            Scope::Project(p) => &p.name,
+        }
+    }
+
+    pub fn member_count(&self) -> i64 {
+        match self {
+            Scope::Customer(c) => c.member_count,
+            Scope::Project(p) => p.member_count,
+        }
+    }
+
+    /// The partition holding the scope item and its member rows.
+    pub fn partition(&self) -> String {
+        partition(self.content_type(), &self.uuid())
+    }
+
+    pub fn model(&self) -> &'static str {
+        match self {
+            Scope::Customer(_) => "Customer",
+            Scope::Project(_) => "Project",
+        }
+    }
+}
+
+pub fn partition(content_type: ContentType, uuid: &Id) -> String {
+    format!("{}#{uuid}", content_type.as_str().to_ascii_uppercase())
+}
+
+#[derive(Serialize, Deserialize)]
+struct CustomerItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    all: String,
+    #[serde(rename = "GSI1SK")]
+    all_sort: String,
+    entity: String,
+    #[serde(flatten)]
+    customer: Customer,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProjectItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    of_customer: String,
+    #[serde(rename = "GSI1SK")]
+    of_customer_sort: String,
+    #[serde(rename = "GSI2PK")]
+    all: String,
+    #[serde(rename = "GSI2SK")]
+    all_sort: String,
+    entity: String,
+    #[serde(flatten)]
+    project: Project,
+}
+
+/// Editable fields of a customer or project body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScopeInput {
+    pub name: Option<String>,
+    pub abbreviation: Option<String>,
+    pub native_name: Option<String>,
+    pub description: Option<String>,
+    pub email: Option<String>,
+}
+
+impl ScopeInput {
+    /// Checks a customer or project body; `name` is required when `creating`.
+    pub fn parse(body: Option<&Value>, creating: bool, customer_fields: bool) -> Result<Self> {
+        let empty = serde_json::Map::new();
+        let object = match body {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(object)) => object,
+            Some(_) => return Err(Error::non_field("Invalid data. Expected a dictionary.")),
+        };
+        let mut errors = FieldErrors::default();
+        let mut text = |field: &str, max: usize, required: bool| -> Option<String> {
+            match object.get(field) {
+                None if required => {
+                    errors.add(field, FIELD_REQUIRED);
+                    None
+                }
+                None => None,
+                Some(Value::String(value)) => {
+                    let value = value.trim();
+                    if required && value.is_empty() {
+                        errors.add(field, "This field may not be blank.");
+                        None
+                    } else if value.chars().count() > max {
+                        errors.add(
+                            field,
+                            format!("Ensure this field has no more than {max} characters."),
+                        );
+                        None
+                    } else {
+                        Some(value.to_owned())
+                    }
+                }
+                Some(Value::Null) => {
+                    errors.add(field, "This field may not be null.");
+                    None
+                }
+                Some(_) => {
+                    errors.add(field, "Not a valid string.");
+                    None
+                }
+            }
+        };
+        let name_required = creating || object.contains_key("name");
+        let mut input = ScopeInput {
+            name: text("name", NAME_MAX, name_required),
+            description: text("description", TEXT_MAX, false),
+            ..ScopeInput::default()
+        };
+        if customer_fields {
+            input.abbreviation = text("abbreviation", 12, false);
+            input.native_name = text("native_name", NAME_MAX, false);
+            input.email = text("email", 75, false);
+            if let Some(email) = &input.email
+                && !email.is_empty()
+                && !looks_like_email(email)
+            {
+                errors.add("email", "Enter a valid email address.");
+            }
+        }
+        errors.into_result(input)
+    }
+}
+
+fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.'),
+        None => false,
+    }
+}
+
+pub async fn get_customer(store: &Store, uuid: &Id) -> Result<Option<Customer>> {
+    let item: Option<CustomerItem> = store
+        .get(&partition(ContentType::Customer, uuid), "#META")
+        .await?;
+    Ok(item.map(|i| i.customer))
+}
+
+pub async fn get_project(store: &Store, uuid: &Id) -> Result<Option<Project>> {
+    let item: Option<ProjectItem> = store.get(&partition(ContentType::Project, uuid), "#META").await?;
+    Ok(item.map(|i| i.project))
+}
+
+pub async fn get_scope(store: &Store, content_type: ContentType, uuid: &Id) -> Result<Option<Scope>> {
+    match content_type {
+        ContentType::Customer => Ok(get_customer(store, uuid).await?.map(Scope::Customer)),
+        ContentType::Project => Ok(get_project(store, uuid).await?.map(Scope::Project)),
+        _ => Ok(None),
+    }
+}
+
+/// Decodes the `#META` item of a scope partition read by a Query.
+pub fn scope_from_item(content_type: ContentType, item: crate::store::Item) -> Result<Scope> {
+    match content_type {
+        ContentType::Customer => Ok(Scope::Customer(
+            crate::store::decode::<CustomerItem>(item)?.customer,
+        )),
+        _ => Ok(Scope::Project(crate::store::decode::<ProjectItem>(item)?.project)),
+    }
+}
+
+pub async fn all_customers(store: &Store) -> Result<Vec<Customer>> {
+    let items: Vec<CustomerItem> = store.query_index("GSI1", "CUSTOMERS").await?;
+    Ok(items.into_iter().map(|i| i.customer).collect())
+}
+
+pub async fn all_projects(store: &Store) -> Result<Vec<Project>> {
+    let items: Vec<ProjectItem> = store.query_index("GSI2", "PROJECTS").await?;
+    Ok(items.into_iter().map(|i| i.project).collect())
+}
+
+pub async fn projects_of(store: &Store, customer: &Id) -> Result<Vec<Project>> {
+    let items: Vec<ProjectItem> = store
+        .query_index("GSI1", &format!("CUSTOMER#{customer}#PROJECTS"))
+        .await?;
+    Ok(items.into_iter().map(|i| i.project).collect())
+}
+
+pub async fn customers_by_id(store: &Store, uuids: &[Id]) -> Result<Vec<Customer>> {
+    let keys: Vec<(String, String)> = uuids
+        .iter()
+        .map(|u| (partition(ContentType::Customer, u), "#META".to_owned()))
+        .collect();
+    let items: Vec<CustomerItem> = store.batch_get(&keys).await?;
+    Ok(items.into_iter().map(|i| i.customer).collect())
+}
+
+pub async fn projects_by_id(store: &Store, uuids: &[Id]) -> Result<Vec<Project>> {
+    let keys: Vec<(String, String)> = uuids
+        .iter()
+        .map(|u| (partition(ContentType::Project, u), "#META".to_owned()))
+        .collect();
+    let items: Vec<ProjectItem> = store.batch_get(&keys).await?;
+    Ok(items.into_iter().map(|i| i.project).collect())
+}
+
+fn event(kind: &str, subject: String, message: String, details: Value) -> Event<'_> {
+    Event {
+        event_type: kind,
+        subject,
+        message,
+        details,
+    }
+}
+
+pub async fn create_customer(
+    store: &Store,
+    actor: &AuthUser,
+    input: ScopeInput,
+    now: &Timestamp,
+) -> Result<Customer> {
+    let customer = Customer {
+        uuid: Id::new(),
+        name: input.name.unwrap_or_default(),
+        abbreviation: input.abbreviation.unwrap_or_default(),
+        native_name: input.native_name.unwrap_or_default(),
+        description: input.description.unwrap_or_default(),
+        email: input.email.unwrap_or_default(),
+        created: time::storage(now),
+        member_count: 0,
+        project_count: 0,
+    };
+    let pk = partition(ContentType::Customer, &customer.uuid);
+    let item = CustomerItem {
+        pk: pk.clone(),
+        sk: "#META".into(),
+        all: "CUSTOMERS".into(),
+        all_sort: format!("{}#{}", customer.created, customer.uuid),
+        entity: "customer".into(),
+        customer: customer.clone(),
+    };
+    let mut tx = store.transaction();
+    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    let message = format!("Organization {} has been created.", customer.name);
+    audit::record(
+        &mut tx,
+        Some(actor),
+        &event("customer_created", pk, message, json!({"name": customer.name})),
+        now,
+    )?;
+    tx.commit().await?;
+    Ok(customer)
+}
+
+pub async fn update_customer(
+    store: &Store,
+    actor: &AuthUser,
+    customer: &Customer,
+    input: ScopeInput,
+    now: &Timestamp,
+) -> Result<Customer> {
+    let updated = Customer {
+        name: input.name.unwrap_or_else(|| customer.name.clone()),
+        abbreviation: input
+            .abbreviation
+            .unwrap_or_else(|| customer.abbreviation.clone()),
+        native_name: input.native_name.unwrap_or_else(|| customer.native_name.clone()),
+        description: input.description.unwrap_or_else(|| customer.description.clone()),
+        email: input.email.unwrap_or_else(|| customer.email.clone()),
+        ..customer.clone()
+    };
+    let pk = partition(ContentType::Customer, &customer.uuid);
+    let mut tx = store.transaction();
+    tx.update(
+        &pk,
+        "#META",
+        Expr::new("SET #name = :name, abbreviation = :abbreviation, native_name = :native, description = :description, email = :email")
+            .name("#name", "name")
+            .value(":name", s(updated.name.as_str()))
+            .value(":abbreviation", s(updated.abbreviation.as_str()))
+            .value(":native", s(updated.native_name.as_str()))
+            .value(":description", s(updated.description.as_str()))
+            .value(":email", s(updated.email.as_str())),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let message = format!("Organization {} has been updated.", updated.name);
+    audit::record(
+        &mut tx,
+        Some(actor),
+        &event("customer_updated", pk, message, json!({"name": updated.name})),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(updated),
+        Err(TxError::ConditionFailed(_)) => Err(Error::not_found("Customer")),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes a customer that has no projects and no members left, so no grant is orphaned.
+pub async fn delete_customer(
+    store: &Store,
+    actor: &AuthUser,
+    customer: &Customer,
+    now: &Timestamp,
+) -> Result<()> {
+    let pk = partition(ContentType::Customer, &customer.uuid);
+    let mut tx = store.transaction();
+    tx.delete(
+        &pk,
+        "#META",
+        Some(
+            Expr::new("attribute_exists(PK) AND project_count = :zero AND member_count = :zero")
+                .value(":zero", n(0)),
+        ),
+    )?;
+    let message = format!("Organization {} has been deleted.", customer.name);
+    audit::record(
+        &mut tx,
+        Some(actor),
+        &event("customer_deleted", pk, message, json!({"name": customer.name})),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(
+            "Organization has projects or role grants; remove them first.".into(),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn create_project(
+    store: &Store,
+    actor: &AuthUser,
+    customer: &Customer,
+    input: ScopeInput,
+    now: &Timestamp,
+) -> Result<Project> {
+    let project = Project {
+        uuid: Id::new(),
+        name: input.name.unwrap_or_default(),
+        description: input.description.unwrap_or_default(),
+        customer_uuid: customer.uuid,
+        created: time::storage(now),
+        member_count: 0,
+    };
+    let pk = partition(ContentType::Project, &project.uuid);
+    let sort = format!("{}#{}", project.created, project.uuid);
+    let item = ProjectItem {
+        pk: pk.clone(),
+        sk: "#META".into(),
+        of_customer: format!("CUSTOMER#{}#PROJECTS", customer.uuid),
+        of_customer_sort: sort.clone(),
+        all: "PROJECTS".into(),
+        all_sort: sort,
+        entity: "project".into(),
+        project: project.clone(),
+    };
+    let mut tx = store.transaction();
+    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    let customer_index = tx.update(
+        &partition(ContentType::Customer, &customer.uuid),
+        "#META",
+        Expr::new("ADD project_count :one").value(":one", n(1)),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let message = format!("Project {} has been created in {}.", project.name, customer.name);
+    let details = json!({"name": project.name, "customer_uuid": customer.uuid});
+    audit::record(
+        &mut tx,
+        Some(actor),
+        &event("project_created", pk, message, details),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(project),
+        Err(TxError::ConditionFailed(i)) if i == customer_index => {
+            Err(Error::field("customer", "Organization does not exist."))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn update_project(
+    store: &Store,
+    actor: &AuthUser,
+    project: &Project,
+    input: ScopeInput,
+    now: &Timestamp,
+) -> Result<Project> {
+    let updated = Project {
+        name: input.name.unwrap_or_else(|| project.name.clone()),
+        description: input.description.unwrap_or_else(|| project.description.clone()),
+        ..project.clone()
+    };
+    let pk = partition(ContentType::Project, &project.uuid);
+    let mut tx = store.transaction();
+    tx.update(
+        &pk,
+        "#META",
+        Expr::new("SET #name = :name, description = :description")
+            .name("#name", "name")
+            .value(":name", s(updated.name.as_str()))
+            .value(":description", s(updated.description.as_str())),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let message = format!("Project {} has been updated.", updated.name);
+    audit::record(
+        &mut tx,
+        Some(actor),
+        &event("project_updated", pk, message, json!({"name": updated.name})),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(updated),
+        Err(TxError::ConditionFailed(_)) => Err(Error::not_found("Project")),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes a project nobody holds a role in any more.
+pub async fn delete_project(
+    store: &Store,
+    actor: &AuthUser,
+    project: &Project,
+    now: &Timestamp,
+) -> Result<()> {
+    let pk = partition(ContentType::Project, &project.uuid);
+    let mut tx = store.transaction();
+    tx.delete(
+        &pk,
+        "#META",
+        Some(Expr::new("attribute_exists(PK) AND member_count = :zero").value(":zero", n(0))),
+    )?;
+    tx.update(
+        &partition(ContentType::Customer, &project.customer_uuid),
+        "#META",
+        Expr::new("ADD project_count :minus").value(":minus", n(-1)),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let message = format!("Project {} has been deleted.", project.name);
+    audit::record(
+        &mut tx,
+        Some(actor),
+        &event("project_deleted", pk, message, json!({"name": project.name})),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(
+            "Project has role grants; revoke them first.".into(),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
