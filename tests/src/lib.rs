@@ -6,11 +6,16 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_dynamodb::error::BoxError;
 use lambda_http::http::{HeaderMap, Method};
 use lambda_http::{Body, Request};
 use local_api::Router;
@@ -104,8 +109,38 @@ pub fn dynamodb_endpoint() -> &'static str {
     endpoint
 }
 
+/// Counts the requests a client sends to DynamoDB (retries included): round trips.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTrips(Arc<AtomicUsize>);
+
+impl RoundTrips {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "RoundTrips"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// A client for `endpoint` with dummy credentials, independent of the environment.
 pub fn client_for(endpoint: &str) -> Client {
+    counted_client_for(endpoint, RoundTrips::default())
+}
+
+pub fn counted_client_for(endpoint: &str, round_trips: RoundTrips) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -117,16 +152,15 @@ pub fn client_for(endpoint: &str) -> Client {
                 .operation_timeout(Duration::from_secs(10))
                 .build(),
         )
+        .interceptor(round_trips)
         .build();
     Client::from_conf(config)
 }
 
 /// A fresh table in this binary's DynamoDB Local.
-pub async fn fresh_store() -> Store {
-    let store = Store::new(
-        client_for(dynamodb_endpoint()),
-        format!("t{}", uuid::Uuid::new_v4().simple()),
-    );
+pub async fn fresh_store(round_trips: RoundTrips) -> Store {
+    let client = counted_client_for(dynamodb_endpoint(), round_trips);
+    let store = Store::new(client, format!("t{}", uuid::Uuid::new_v4().simple()));
     store.create_table().await.expect("create table");
     store
 }
@@ -142,6 +176,7 @@ pub struct TestApi {
     pub router: Router,
     pub admin: User,
     pub admin_token: String,
+    pub round_trips: RoundTrips,
 }
 
 #[derive(Debug)]
@@ -161,7 +196,8 @@ impl Answer {
 
 impl TestApi {
     pub async fn new() -> Self {
-        let store = fresh_store().await;
+        let round_trips = RoundTrips::default();
+        let store = fresh_store(round_trips.clone()).await;
         let now = shared::time::now();
         shared::roles::seed_system_roles(&store, &now)
             .await
@@ -173,6 +209,7 @@ impl TestApi {
             router: router(),
             admin,
             admin_token,
+            round_trips,
         }
     }
 
@@ -201,6 +238,19 @@ impl TestApi {
             None => Body::Empty,
         };
         self.send(builder.body(body).expect("request")).await
+    }
+
+    /// The answer and how many DynamoDB requests it took.
+    pub async fn counted(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (Answer, usize) {
+        let before = self.round_trips.count();
+        let answer = self.call(method, path, token, body).await;
+        (answer, self.round_trips.count() - before)
     }
 
     pub async fn send(&self, request: Request) -> Answer {

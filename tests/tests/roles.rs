@@ -780,6 +780,7 @@ async fn an_unreachable_store_answers_503_quickly() {
         router: api.router.clone(),
         admin: api.admin.clone(),
         admin_token: api.admin_token.clone(),
+        round_trips: api.round_trips.clone(),
     };
     let started = Instant::now();
     let answer = dead.call("GET", "/api/roles/", None, None).await;
