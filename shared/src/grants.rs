@@ -458,3 +458,34 @@ pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &T
         Err(err) => Err(err.into()),
     }
 }
+
+/// Rewrites the user's names on the member rows of all their grants (display copies), in
+/// transactions of at most 100 updates.
+pub async fn refresh_member_names(store: &Store, user: &User) -> Result<()> {
+    let grants = of_user(store, &user.uuid).await?;
+    for chunk in grants.chunks(100) {
+        let mut tx = store.transaction();
+        for grant in chunk {
+            let (pk, sk) = grant.member_key();
+            tx.update(
+                &pk,
+                &sk,
+                Expr::new(
+                    "SET user_username = :username, user_full_name = :full, user_email = :email, \
+                     user_native_name = :native",
+                )
+                .value(":username", s(user.username.as_str()))
+                .value(":full", s(user.full_name()))
+                .value(":email", s(user.email.as_str()))
+                .value(":native", s(user.native_name.as_str())),
+                Some(Expr::new("attribute_exists(PK)")),
+            )?;
+        }
+        match tx.commit().await {
+            // A grant revoked meanwhile has no row to refresh; the next change will catch up.
+            Ok(()) | Err(TxError::ConditionFailed(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}

@@ -30,6 +30,9 @@ pub struct User {
     pub date_joined: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_hash: Option<String>,
+    /// Argon2id PHC string; never leaves the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 impl User {
@@ -170,6 +173,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         is_active: true,
         date_joined: time::storage(now),
         token_hash: None,
+        password_hash: None,
     };
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
@@ -303,4 +307,372 @@ pub async fn issue_token(
 /// Whether `token` is the current token of `user`.
 pub fn token_belongs_to(user: &User, token: &str) -> bool {
     user.token_hash.as_deref() == Some(auth::token_hash(token).as_str())
+}
+
+/// Argon2id with the crate's default (OWASP) parameters and a random salt.
+pub fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(Error::internal)?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(Error::internal)
+}
+
+/// A hash of nothing anybody knows, verified against when the user does not exist, so that an
+/// unknown username and a wrong password take the same time.
+const DECOY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$5pJ0u0mXQSp0JrBKXrQXf1F1y3ZX0m9t3b2cPzYQ3nQ";
+
+pub fn password_matches(hash: Option<&str>, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let Ok(parsed) = PasswordHash::new(hash.unwrap_or(DECOY_HASH)) else {
+        return false;
+    };
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+        && hash.is_some()
+}
+
+pub async fn set_password(
+    store: &Store,
+    actor: Option<&AuthUser>,
+    user: &User,
+    password: &str,
+    now: &Timestamp,
+) -> Result<()> {
+    let hash = hash_password(password)?;
+    let (pk, sk) = User::key(&user.uuid);
+    let mut tx = store.transaction();
+    tx.update(
+        &pk,
+        &sk,
+        Expr::new("SET password_hash = :hash").value(":hash", s(hash.as_str())),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let event = Event {
+        event_type: "password_changed",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("The password of {} has been changed.", user.username),
+        details: json!({}),
+    };
+    audit::record(&mut tx, actor, &event, now)?;
+    tx.commit().await.map_err(Error::from)
+}
+
+const BAD_CREDENTIALS: &str = "Invalid username/password.";
+
+/// Checks a username and password and issues a new API token. Keys are stored only as hashes,
+/// so an existing key cannot be handed out again: the new one replaces it.
+pub async fn login(store: &Store, username: &str, password: &str, now: &Timestamp) -> Result<String> {
+    let user = find_by_username(store, username).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let matches = password_matches(hash, password);
+    match user {
+        Some(user) if matches && user.is_active => {
+            let actor = AuthUser {
+                uuid: user.uuid,
+                username: user.username.clone(),
+                full_name: user.full_name(),
+                is_staff: user.is_staff,
+                is_support: user.is_support,
+            };
+            issue_token(store, Some(&actor), &user, now).await
+        }
+        _ => Err(Error::NotAuthenticated(BAD_CREDENTIALS.into())),
+    }
+}
+
+pub async fn all(store: &Store) -> Result<Vec<User>> {
+    let items: Vec<UserItem> = store.query_index("GSI1", "USERS").await?;
+    Ok(items.into_iter().map(|item| item.user).collect())
+}
+
+pub async fn by_ids(store: &Store, uuids: &[Id]) -> Result<Vec<User>> {
+    let keys: Vec<(String, String)> = uuids.iter().map(User::key).collect();
+    let items: Vec<UserItem> = store.batch_get(&keys).await?;
+    Ok(items.into_iter().map(|item| item.user).collect())
+}
+
+/// Validated changes to a user; `None` keeps a field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserInput {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub native_name: Option<String>,
+    pub is_staff: Option<bool>,
+    pub is_support: Option<bool>,
+    pub is_active: Option<bool>,
+    pub password: Option<String>,
+}
+
+impl UserInput {
+    /// Checks a body. Flags are read only when `flags_allowed` (staff), as DRF ignores
+    /// read-only fields; `username` is required when `creating`.
+    pub fn parse(body: Option<&serde_json::Value>, creating: bool, flags_allowed: bool) -> Result<Self> {
+        use serde_json::Value;
+        let empty = serde_json::Map::new();
+        let object = match body {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(object)) => object,
+            Some(_) => return Err(Error::non_field("Invalid data. Expected a dictionary.")),
+        };
+        let mut errors = crate::error::FieldErrors::default();
+        let mut text = |field: &str, max: usize, required: bool| -> Option<String> {
+            match object.get(field) {
+                None if required => {
+                    errors.add(field, crate::error::FIELD_REQUIRED);
+                    None
+                }
+                None => None,
+                Some(Value::String(value)) if value.chars().count() > max => {
+                    errors.add(
+                        field,
+                        format!("Ensure this field has no more than {max} characters."),
+                    );
+                    None
+                }
+                Some(Value::String(value)) => Some(value.trim().to_owned()),
+                Some(Value::Null) => {
+                    errors.add(field, "This field may not be null.");
+                    None
+                }
+                Some(_) => {
+                    errors.add(field, "Not a valid string.");
+                    None
+                }
+            }
+        };
+        let mut input = UserInput {
+            username: text("username", 150, creating),
+            email: text("email", 254, false),
+            first_name: text("first_name", 150, false),
+            last_name: text("last_name", 150, false),
+            native_name: text("native_name", 160, false),
+            password: text("password", 128, false),
+            ..UserInput::default()
+        };
+        if let Some(username) = &input.username
+            && (username.is_empty()
+                || !username
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "@.+-_".contains(c)))
+        {
+            errors.add(
+                "username",
+                "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
+            );
+        }
+        if let Some(email) = &input.email
+            && !email.is_empty()
+            && !email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        {
+            errors.add("email", "Enter a valid email address.");
+        }
+        if let Some(password) = &input.password
+            && password.chars().count() < 8
+        {
+            errors.add("password", "Ensure this field has at least 8 characters.");
+        }
+        if flags_allowed {
+            for (field, slot) in [
+                ("is_staff", &mut input.is_staff),
+                ("is_support", &mut input.is_support),
+                ("is_active", &mut input.is_active),
+            ] {
+                match object.get(field) {
+                    None => {}
+                    Some(Value::Bool(flag)) => *slot = Some(*flag),
+                    Some(_) => errors.add(field, "Must be a valid boolean."),
+                }
+            }
+        }
+        errors.into_result(input)
+    }
+
+    pub fn into_new_user(self) -> NewUser {
+        NewUser {
+            username: self.username.unwrap_or_default(),
+            email: self.email.unwrap_or_default(),
+            first_name: self.first_name.unwrap_or_default(),
+            last_name: self.last_name.unwrap_or_default(),
+            is_staff: self.is_staff.unwrap_or(false),
+            is_support: self.is_support.unwrap_or(false),
+        }
+    }
+}
+
+/// Applies changes to a user in one transaction: the user item (conditioned on its current
+/// username, so concurrent renames cannot interleave), the username and email markers, the
+/// token's snapshot of the flags, and the audit event. The member rows' copies of the names
+/// are refreshed afterwards; they are display copies, the user item is the record.
+pub async fn update(
+    store: &Store,
+    actor: &AuthUser,
+    user: &User,
+    input: &UserInput,
+    now: &Timestamp,
+) -> Result<User> {
+    let mut updated = user.clone();
+    let pick = |new: &Option<String>, old: &String| new.clone().unwrap_or_else(|| old.clone());
+    updated.username = pick(&input.username, &user.username);
+    updated.email = pick(&input.email, &user.email);
+    updated.first_name = pick(&input.first_name, &user.first_name);
+    updated.last_name = pick(&input.last_name, &user.last_name);
+    updated.native_name = pick(&input.native_name, &user.native_name);
+    updated.is_staff = input.is_staff.unwrap_or(user.is_staff);
+    updated.is_support = input.is_support.unwrap_or(user.is_support);
+    updated.is_active = input.is_active.unwrap_or(user.is_active);
+
+    let (pk, sk) = User::key(&user.uuid);
+    let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
+    let mut tx = store.transaction();
+    tx.update(
+        &pk,
+        &sk,
+        Expr::new(
+            "SET username = :username, GSI1SK = :username, email = :email, first_name = :first, \
+             last_name = :last, native_name = :native, is_staff = :staff, is_support = :support, \
+             is_active = :active",
+        )
+        .value(":username", s(updated.username.as_str()))
+        .value(":email", s(updated.email.as_str()))
+        .value(":first", s(updated.first_name.as_str()))
+        .value(":last", s(updated.last_name.as_str()))
+        .value(":native", s(updated.native_name.as_str()))
+        .value(":staff", crate::store::b(updated.is_staff))
+        .value(":support", crate::store::b(updated.is_support))
+        .value(":active", crate::store::b(updated.is_active)),
+        Some(Expr::new("username = :old").value(":old", s(user.username.as_str()))),
+    )?;
+    let mut username_marker = None;
+    if updated.username != user.username {
+        tx.delete(&format!("USERNAME#{}", user.username), "#META", None)?;
+        username_marker = Some(tx.put(
+            &UniqueMarker {
+                pk: format!("USERNAME#{}", updated.username),
+                sk: "#META".into(),
+                entity: "username".into(),
+                user_uuid: user.uuid,
+            },
+            not_exists(),
+        )?);
+    }
+    let mut email_marker = None;
+    if updated.email.to_lowercase() != user.email.to_lowercase() {
+        if !user.email.is_empty() {
+            tx.delete(&format!("EMAIL#{}", user.email.to_lowercase()), "#META", None)?;
+        }
+        if !updated.email.is_empty() {
+            email_marker = Some(tx.put(
+                &UniqueMarker {
+                    pk: format!("EMAIL#{}", updated.email.to_lowercase()),
+                    sk: "#META".into(),
+                    entity: "email".into(),
+                    user_uuid: user.uuid,
+                },
+                not_exists(),
+            )?);
+        }
+    }
+    if let Some(hash) = &user.token_hash {
+        let (token_pk, token_sk) = TokenItem::key(hash);
+        tx.update(
+            &token_pk,
+            &token_sk,
+            Expr::new(
+                "SET username = :username, full_name = :full, is_staff = :staff, is_support = :support, \
+                 is_active = :active",
+            )
+            .value(":username", s(updated.username.as_str()))
+            .value(":full", s(updated.full_name()))
+            .value(":staff", crate::store::b(updated.is_staff))
+            .value(":support", crate::store::b(updated.is_support))
+            .value(":active", crate::store::b(updated.is_active)),
+            Some(Expr::new("attribute_exists(PK)")),
+        )?;
+    }
+    let event = Event {
+        event_type: "user_updated",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("User {} has been updated.", updated.username),
+        details: json!({
+            "username": updated.username,
+            "is_staff": updated.is_staff,
+            "is_support": updated.is_support,
+            "is_active": updated.is_active,
+        }),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => {}
+        Err(TxError::ConditionFailed(0)) => {
+            return Err(Error::Conflict(
+                "The user was changed by another request. Retry.".into(),
+            ));
+        }
+        Err(TxError::ConditionFailed(i)) if Some(i) == username_marker => {
+            return Err(Error::field(
+                "username",
+                "A user with that username already exists.",
+            ));
+        }
+        Err(TxError::ConditionFailed(i)) if Some(i) == email_marker => {
+            return Err(Error::field("email", "User with this email already exists."));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    if (
+        &updated.username,
+        &updated.email,
+        updated.full_name(),
+        &updated.native_name,
+    ) != (&user.username, &user.email, user.full_name(), &user.native_name)
+    {
+        crate::grants::refresh_member_names(store, &updated).await?;
+    }
+    Ok(updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(password_matches(Some(&hash), "correct horse"));
+        assert!(!password_matches(Some(&hash), "wrong horse"));
+        assert!(!password_matches(None, "correct horse"));
+        assert!(
+            argon2::password_hash::PasswordHash::new(DECOY_HASH).is_ok(),
+            "the decoy must cost a real verification"
+        );
+    }
+
+    #[test]
+    fn user_input_rules() {
+        let body = json!({"username": "a b", "email": "x", "password": "short"});
+        let Err(Error::Invalid(errors)) = UserInput::parse(Some(&body), true, false) else {
+            panic!()
+        };
+        assert_eq!(errors.messages("username").len(), 1);
+        assert_eq!(errors.messages("email"), ["Enter a valid email address."]);
+        assert_eq!(
+            errors.messages("password"),
+            ["Ensure this field has at least 8 characters."]
+        );
+        let ignored = UserInput::parse(Some(&json!({"is_staff": true})), false, false).unwrap();
+        assert_eq!(ignored.is_staff, None, "flags are read-only for non-staff");
+        let staff = UserInput::parse(Some(&json!({"is_staff": true})), false, true).unwrap();
+        assert_eq!(staff.is_staff, Some(true));
+    }
 }

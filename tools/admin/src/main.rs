@@ -20,7 +20,8 @@ usage: admin <command> [options]   (TABLE_NAME and the AWS environment select th
   seed-roles
   create-user --username NAME [--email ADDRESS] [--first-name X] [--last-name Y] [--staff] [--support]
   make-staff NAME
-  issue-token NAME          prints a new token for NAME (the old one stops working)";
+  issue-token NAME          prints a new token for NAME (the old one stops working)
+  set-password NAME         reads the new password from the first line of standard input";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -45,6 +46,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         "create-user" => create_user(&store, &flags).await,
         "make-staff" => make_staff(&store, flags.positional()?).await,
         "issue-token" => issue_token(&store, flags.positional()?).await,
+        "set-password" => set_password(&store, flags.positional()?).await,
         _ => return Err(USAGE.into()),
     };
     outcome.map_err(|e| e.to_string())
@@ -180,6 +182,24 @@ async fn make_staff(store: &Store, username: &str) -> Result<()> {
 async fn issue_token(store: &Store, username: &str) -> Result<()> {
     let user = find(store, username).await?;
     println!("{}", users::issue_token(store, None, &user, &time::now()).await?);
+    Ok(())
+}
+
+async fn set_password(store: &Store, username: &str) -> Result<()> {
+    let user = find(store, username).await?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(shared::Error::internal)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        return Err(shared::Error::field(
+            "password",
+            "Ensure this field has at least 8 characters.",
+        ));
+    }
+    users::set_password(store, None, &user, password, &time::now()).await?;
+    eprintln!("password of {username} set");
     Ok(())
 }
 

@@ -152,9 +152,12 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
     let function = router
         .find(request.method().as_str(), request.uri().path())
         .map(|route| route.function.clone());
+    // Boxed: each handler's future is large, and a match over all of them inline would be the
+    // size of the largest on the caller's stack.
     match function.as_deref() {
-        Some("roles") => roles_function::handle(ctx, request).await,
-        Some("scopes") => scopes_function::handle(ctx, request).await,
+        Some("roles") => Box::pin(roles_function::handle(ctx, request)).await,
+        Some("scopes") => Box::pin(scopes_function::handle(ctx, request)).await,
+        Some("users") => Box::pin(users_function::handle(ctx, request)).await,
         Some(other) => gateway_answer(
             500,
             &format!("function {other} is not linked into the local runner"),

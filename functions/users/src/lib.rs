@@ -1,0 +1,390 @@
+//! `/api/users/` (with Waldur's `field=` selection, including `customer_permissions` and
+//! `project_permissions`), `/api/users/me/`, `/api/users/{uuid}/refresh_token/`, and the
+//! password login `POST /api-auth/password/`.
+
+use std::collections::HashMap;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value, json};
+
+use shared::auth::{self, AuthUser};
+use shared::authz::{Access, RoleSet, ScopeRef};
+use shared::error::{FIELD_REQUIRED, FieldErrors};
+use shared::grants::{self, Grant};
+use shared::http::{self, ApiRequest};
+use shared::ids::Id;
+use shared::page::{self, PageRequest};
+use shared::roles::ContentType;
+use shared::scopes::{self, Customer, Project};
+use shared::time::{self, Timestamp};
+use shared::users::{self, User, UserInput};
+use shared::{Context, Error, Result};
+
+/// The fields of a user on the wire, in order.
+const FIELDS: &[&str] = &[
+    "url",
+    "uuid",
+    "username",
+    "full_name",
+    "first_name",
+    "last_name",
+    "native_name",
+    "email",
+    "is_staff",
+    "is_support",
+    "is_active",
+    "date_joined",
+    "customer_permissions",
+    "project_permissions",
+];
+/// Shown only to staff and support, as in Waldur.
+const PRIVILEGED_FIELDS: &[&str] = &["is_staff", "is_support", "is_active"];
+
+pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
+    let request = ApiRequest::new(request);
+    let result = route(ctx, &request).await;
+    http::finish(&request, result)
+}
+
+async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let segments = request.segments().ok_or_else(http::no_route)?;
+    if segments == ["api-auth", "password"] {
+        return match request.method {
+            Method::POST => password_login(ctx, request).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        };
+    }
+    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let caller = principal.require_user()?;
+    let method = &request.method;
+    match segments.as_slice() {
+        ["api", "users"] => match *method {
+            Method::GET | Method::HEAD => list(ctx, request, caller).await,
+            Method::POST => create(ctx, request, caller).await,
+            _ => Err(http::method_not_allowed(request, &["GET", "POST", "HEAD"])),
+        },
+        ["api", "users", "me"] => match *method {
+            Method::GET | Method::HEAD => retrieve(ctx, request, caller, &caller.uuid.to_string()).await,
+            _ => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+        },
+        ["api", "users", uuid] => match *method {
+            Method::GET | Method::HEAD => retrieve(ctx, request, caller, uuid).await,
+            Method::PUT | Method::PATCH => update(ctx, request, caller, uuid).await,
+            _ => Err(http::method_not_allowed(
+                request,
+                &["GET", "PUT", "PATCH", "HEAD"],
+            )),
+        },
+        ["api", "users", uuid, "refresh_token"] => match *method {
+            Method::POST => refresh_token(ctx, caller, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
+        _ => Err(http::no_route()),
+    }
+}
+
+async fn password_login(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let body = request.json()?;
+    let mut errors = FieldErrors::default();
+    let mut field = |name: &str| match body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str) {
+        Some(value) if !value.is_empty() => Some(value.to_owned()),
+        _ => {
+            errors.add(name, FIELD_REQUIRED);
+            None
+        }
+    };
+    let (username, password) = (field("username"), field("password"));
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(Error::Invalid(errors));
+    };
+    let token = users::login(&ctx.store, username.trim(), &password, &time::now()).await?;
+    Ok(http::json(StatusCode::OK, &json!({ "token": token })))
+}
+
+/// Users the caller may see: everyone for staff and support; otherwise themself and whoever
+/// holds a role in a customer or project the caller sees.
+async fn visible_users(ctx: &Context, access: &Access) -> Result<Vec<User>> {
+    if access.sees_everything() {
+        return users::all(&ctx.store).await;
+    }
+    let mut ids = vec![access.user.uuid];
+    for customer in access.connected_customers() {
+        let scope = ScopeRef {
+            content_type: ContentType::Customer,
+            uuid: customer,
+            customer_uuid: customer,
+        };
+        let mut partitions = vec![scope];
+        for project in scopes::projects_of(&ctx.store, &customer).await? {
+            partitions.push(ScopeRef {
+                content_type: ContentType::Project,
+                uuid: project.uuid,
+                customer_uuid: customer,
+            });
+        }
+        for scope in partitions.into_iter().filter(|s| access.can_see(s)) {
+            if let Some((_, members)) =
+                grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
+            {
+                ids.extend(members.into_iter().map(|m| m.grant.user_uuid));
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(users::by_ids(&ctx.store, &ids)
+        .await?
+        .into_iter()
+        .filter(|u| u.is_active)
+        .collect())
+}
+
+async fn list(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
+    let params = &request.params;
+    let contains = |value: &str, key: &str| {
+        params
+            .get(key)
+            .is_none_or(|wanted| value.to_lowercase().contains(&wanted.to_lowercase()))
+    };
+    let mut users: Vec<User> = visible_users(ctx, &access)
+        .await?
+        .into_iter()
+        .filter(|u| params.get("username").is_none_or(|name| u.username == name))
+        .filter(|u| contains(&u.full_name(), "full_name") && contains(&u.email, "email"))
+        .filter(|u| {
+            params
+                .boolean("is_active")
+                .is_none_or(|active| u.is_active == active)
+        })
+        .collect();
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    let page = page::paginate(users, &page_request)?;
+    let view = View::new(request, &access, access.roles());
+    let mut items = Vec::with_capacity(page.items.len());
+    for user in &page.items {
+        items.push(view.render(ctx, user, &now).await?);
+    }
+    Ok(http::page(
+        request,
+        page::Page {
+            items,
+            number: page.number,
+            pages: page.pages,
+            total: page.total,
+        },
+    ))
+}
+
+async fn visible_user(ctx: &Context, access: &Access, uuid: &str) -> Result<User> {
+    let not_found = || Error::not_found("User");
+    let uuid = Id::parse(uuid).ok_or_else(not_found)?;
+    let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
+    if access.sees_everything() || uuid == access.user.uuid {
+        return Ok(user);
+    }
+    let visible = visible_users(ctx, access).await?;
+    visible.into_iter().find(|u| u.uuid == uuid).ok_or_else(not_found)
+}
+
+async fn retrieve(
+    ctx: &Context,
+    request: &ApiRequest,
+    caller: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
+    let user = visible_user(ctx, &access, uuid).await?;
+    let view = View::new(request, &access, access.roles());
+    Ok(http::json(StatusCode::OK, &view.render(ctx, &user, &now).await?))
+}
+
+async fn create(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<Response<Body>> {
+    if !caller.is_staff {
+        return Err(Error::PermissionDenied);
+    }
+    let input = UserInput::parse(request.json()?.as_ref(), true, true)?;
+    let now = time::now();
+    let password = input.password.clone();
+    let user = users::create(&ctx.store, Some(caller), input.into_new_user(), &now).await?;
+    if let Some(password) = password {
+        users::set_password(&ctx.store, Some(caller), &user, &password, &now).await?;
+    }
+    let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
+    let view = View::new(request, &access, access.roles());
+    let value = view.render(ctx, &user, &now).await?;
+    Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
+}
+
+/// Staff may change anyone, flags included; a user may change their own names, email and
+/// password; anyone else gets 403 (or 404 when they cannot see the user).
+async fn update(
+    ctx: &Context,
+    request: &ApiRequest,
+    caller: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
+    let user = visible_user(ctx, &access, uuid).await?;
+    if !caller.is_staff && user.uuid != caller.uuid {
+        return Err(Error::PermissionDenied);
+    }
+    let input = UserInput::parse(
+        request.json()?.as_ref(),
+        request.method == Method::PUT,
+        caller.is_staff,
+    )?;
+    let updated = users::update(&ctx.store, caller, &user, &input, &now).await?;
+    if let Some(password) = &input.password {
+        users::set_password(&ctx.store, Some(caller), &updated, password, &now).await?;
+    }
+    let view = View::new(request, &access, access.roles());
+    Ok(http::json(
+        StatusCode::OK,
+        &view.render(ctx, &updated, &now).await?,
+    ))
+}
+
+/// A new API token for the user (staff, or the user themself); the old one stops working.
+async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let not_found = || Error::not_found("User");
+    let uuid = Id::parse(uuid).ok_or_else(not_found)?;
+    if !caller.is_staff && uuid != caller.uuid {
+        return Err(if caller.is_support {
+            Error::PermissionDenied
+        } else {
+            not_found()
+        });
+    }
+    let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
+    let token = users::issue_token(&ctx.store, Some(caller), &user, &time::now()).await?;
+    Ok(http::json(StatusCode::OK, &json!({ "token": token })))
+}
+
+/// Waldur's legacy short names of the system roles, used in the permission rows of a user.
+fn legacy_role_name(name: &str) -> &str {
+    match name {
+        "CUSTOMER.OWNER" => "owner",
+        "CUSTOMER.MANAGER" => "service_manager",
+        "CUSTOMER.SUPPORT" => "support",
+        "PROJECT.ADMIN" => "admin",
+        "PROJECT.MANAGER" => "manager",
+        "PROJECT.MEMBER" => "member",
+        other => other,
+    }
+}
+
+struct View<'a> {
+    request: &'a ApiRequest,
+    fields: Vec<&'static str>,
+    roles: &'a RoleSet,
+}
+
+impl<'a> View<'a> {
+    fn new(request: &'a ApiRequest, access: &Access, roles: &'a RoleSet) -> Self {
+        let mut fields = request
+            .params
+            .field_selection(FIELDS)
+            .unwrap_or_else(|| FIELDS.to_vec());
+        if !access.sees_everything() {
+            fields.retain(|f| !PRIVILEGED_FIELDS.contains(f));
+        }
+        View {
+            request,
+            fields,
+            roles,
+        }
+    }
+
+    async fn render(&self, ctx: &Context, user: &User, now: &Timestamp) -> Result<Value> {
+        let wants_permissions = self.fields.iter().any(|f| f.ends_with("_permissions"));
+        let (customer_rows, project_rows) = if wants_permissions {
+            self.permission_rows(ctx, user, now).await?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let mut object = Map::new();
+        for field in &self.fields {
+            let value = match *field {
+                "url" => json!(self.request.url(&format!("/api/users/{}/", user.uuid))),
+                "uuid" => json!(user.uuid),
+                "username" => json!(user.username),
+                "full_name" => json!(user.full_name()),
+                "first_name" => json!(user.first_name),
+                "last_name" => json!(user.last_name),
+                "native_name" => json!(user.native_name),
+                "email" => json!(user.email),
+                "is_staff" => json!(user.is_staff),
+                "is_support" => json!(user.is_support),
+                "is_active" => json!(user.is_active),
+                "date_joined" => json!(time::parse_stored(&user.date_joined).map(|t| time::wire(&t))),
+                "customer_permissions" => json!(customer_rows),
+                _ => json!(project_rows),
+            };
+            object.insert((*field).to_owned(), value);
+        }
+        Ok(Value::Object(object))
+    }
+
+    /// The rows of seed 001: the user's active customer and project roles with scope names.
+    async fn permission_rows(
+        &self,
+        ctx: &Context,
+        user: &User,
+        now: &Timestamp,
+    ) -> Result<(Vec<Value>, Vec<Value>)> {
+        let grants: Vec<Grant> = grants::of_user(&ctx.store, &user.uuid)
+            .await?
+            .into_iter()
+            .filter(|g| g.is_active_at(now))
+            .collect();
+        let customer_ids: Vec<Id> = grants.iter().map(|g| g.customer_uuid).collect();
+        let project_ids: Vec<Id> = grants
+            .iter()
+            .filter(|g| g.scope_type == ContentType::Project)
+            .map(|g| g.scope_uuid)
+            .collect();
+        let (customers, projects) = tokio::try_join!(
+            scopes::customers_by_id(&ctx.store, &customer_ids),
+            scopes::projects_by_id(&ctx.store, &project_ids)
+        )?;
+        let customers: HashMap<Id, Customer> = customers.into_iter().map(|c| (c.uuid, c)).collect();
+        let projects: HashMap<Id, Project> = projects.into_iter().map(|p| (p.uuid, p)).collect();
+        let role_name = |grant: &Grant| {
+            self.roles
+                .get(&grant.role_uuid)
+                .map(|r| legacy_role_name(&r.name).to_owned())
+                .unwrap_or_default()
+        };
+        let mut customer_rows = Vec::new();
+        let mut project_rows = Vec::new();
+        for grant in &grants {
+            let customer = customers.get(&grant.customer_uuid);
+            match grant.scope_type {
+                ContentType::Customer => customer_rows.push(json!({
+                    "customer_abbreviation": customer.map(|c| c.abbreviation.as_str()),
+                    "customer_name": customer.map(|c| c.name.as_str()),
+                    "customer_native_name": customer.map(|c| c.native_name.as_str()),
+                    "customer_uuid": grant.customer_uuid,
+                    "pk": grant.uuid,
+                    "role": role_name(grant),
+                    "url": self.request.url(&format!("/api/customer-permissions/{}/", grant.uuid)),
+                })),
+                _ => project_rows.push(json!({
+                    "customer_name": customer.map(|c| c.name.as_str()),
+                    "pk": grant.uuid,
+                    "project_name": projects.get(&grant.scope_uuid).map(|p| p.name.as_str()),
+                    "project_uuid": grant.scope_uuid,
+                    "role": role_name(grant),
+                    "url": self.request.url(&format!("/api/project-permissions/{}/", grant.uuid)),
+                })),
+            }
+        }
+        Ok((customer_rows, project_rows))
+    }
+}

@@ -1,0 +1,360 @@
+//! Users, tokens and password login against DynamoDB Local.
+
+use integration_tests::TestApi;
+use serde_json::{Value, json};
+
+async fn with_org(api: &TestApi) -> (String, String) {
+    let admin = api.admin_token.clone();
+    let customer = api
+        .call(
+            "POST",
+            "/api/customers/",
+            Some(&admin),
+            Some(json!({"name": "Admin org"})),
+        )
+        .await
+        .json;
+    let project = api
+        .call(
+            "POST",
+            "/api/projects/",
+            Some(&admin),
+            Some(json!({"name": "a project", "customer": customer["url"]})),
+        )
+        .await
+        .json;
+    (
+        customer["uuid"].as_str().unwrap().to_owned(),
+        project["uuid"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn grant(api: &TestApi, scope: &str, user: &str, role: &str) {
+    let answer = api
+        .call(
+            "POST",
+            &format!("{scope}add_user/"),
+            Some(&api.admin_token),
+            Some(json!({"user": user, "role": role})),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn password_login_issues_a_token() {
+    let api = TestApi::new().await;
+    let (alice, old_token) = api.user("alice", false, false).await;
+    shared::users::set_password(
+        api.store(),
+        None,
+        &alice,
+        "correct horse battery",
+        &shared::time::now(),
+    )
+    .await
+    .unwrap();
+    let login = |username: &str, password: &str| {
+        let body = json!({"username": username, "password": password});
+        api.call("POST", "/api-auth/password/", None, Some(body))
+    };
+    let answer = login("alice", "correct horse battery").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let token = answer.json["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 40);
+    assert_eq!(
+        api.call("GET", "/api/users/me/", Some(&token), None).await.json["username"],
+        "alice"
+    );
+    assert_eq!(
+        api.call("GET", "/api/users/me/", Some(&old_token), None)
+            .await
+            .status,
+        401
+    );
+
+    for (username, password) in [("alice", "wrong password"), ("nobody", "correct horse battery")] {
+        let refused = login(username, password).await;
+        assert_eq!(
+            (refused.status, &refused.json),
+            (401, &json!({"detail": "Invalid username/password."}))
+        );
+    }
+    let missing = api
+        .call("POST", "/api-auth/password/", None, Some(json!({})))
+        .await;
+    assert_eq!(
+        (missing.status, &missing.json),
+        (
+            400,
+            &json!({"username": ["This field is required."], "password": ["This field is required."]})
+        )
+    );
+}
+
+#[tokio::test]
+async fn field_selection_shows_permission_rows() {
+    let api = TestApi::new().await;
+    let (customer, project) = with_org(&api).await;
+    let admin_uuid = api.admin.uuid.to_string();
+    grant(
+        &api,
+        &format!("/api/customers/{customer}/"),
+        &admin_uuid,
+        "CUSTOMER.OWNER",
+    )
+    .await;
+    grant(
+        &api,
+        &format!("/api/projects/{project}/"),
+        &admin_uuid,
+        "PROJECT.ADMIN",
+    )
+    .await;
+    let path = "/api/users/?username=admin&field=uuid&field=customer_permissions&field=project_permissions";
+    let answer = api.call("GET", path, Some(&api.admin_token), None).await;
+    assert_eq!(answer.header("x-result-count"), Some("1"));
+    let user = answer.json[0].as_object().unwrap();
+    assert_eq!(
+        user.keys().collect::<Vec<_>>(),
+        ["uuid", "customer_permissions", "project_permissions"]
+    );
+    let customer_row = &user["customer_permissions"][0];
+    let pk = customer_row["pk"].as_str().unwrap();
+    assert_eq!(
+        customer_row,
+        &json!({
+            "customer_abbreviation": "",
+            "customer_name": "Admin org",
+            "customer_native_name": "",
+            "customer_uuid": customer,
+            "pk": pk,
+            "role": "owner",
+            "url": format!("http://testserver/api/customer-permissions/{pk}/"),
+        })
+    );
+    let project_row = &user["project_permissions"][0];
+    assert_eq!(project_row["customer_name"], "Admin org");
+    assert_eq!(project_row["project_name"], "a project");
+    assert_eq!(project_row["project_uuid"], project.as_str());
+    assert_eq!(project_row["role"], "admin");
+}
+
+#[tokio::test]
+async fn users_see_themselves_and_their_colleagues() {
+    let api = TestApi::new().await;
+    let (customer, project) = with_org(&api).await;
+    let (alice, alice_token) = api.user("alice", false, false).await;
+    let (bob, _) = api.user("bob", false, false).await;
+    let (carol, carol_token) = api.user("carol", false, false).await;
+    grant(
+        &api,
+        &format!("/api/projects/{project}/"),
+        &alice.uuid.to_string(),
+        "PROJECT.MEMBER",
+    )
+    .await;
+    grant(
+        &api,
+        &format!("/api/customers/{customer}/"),
+        &bob.uuid.to_string(),
+        "CUSTOMER.OWNER",
+    )
+    .await;
+
+    let seen = api.call("GET", "/api/users/", Some(&alice_token), None).await;
+    let names: Vec<&str> = seen
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["alice", "bob"],
+        "a project member sees the customer's owner, not outsiders or staff"
+    );
+    assert!(
+        seen.json[0].get("is_staff").is_none(),
+        "flags are for staff and support"
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            &format!("/api/users/{}/", carol.uuid),
+            Some(&alice_token),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    let alone = api.call("GET", "/api/users/", Some(&carol_token), None).await;
+    assert_eq!(alone.json.as_array().unwrap().len(), 1);
+
+    let everyone = api
+        .call("GET", "/api/users/?is_active=true", Some(&api.admin_token), None)
+        .await;
+    assert_eq!(everyone.header("x-result-count"), Some("4"));
+    assert_eq!(everyone.json[0]["is_staff"], true);
+    let filtered = api
+        .call("GET", "/api/users/?full_name=ALICE", Some(&api.admin_token), None)
+        .await;
+    assert_eq!(filtered.json.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn creating_and_editing_users() {
+    let api = TestApi::new().await;
+    let admin = api.admin_token.clone();
+    let (alice, alice_token) = api.user("alice", false, false).await;
+    let body = json!({"username": "dave", "email": "dave@example.com", "first_name": "Dave", "password": "long enough"});
+    let created = api
+        .call("POST", "/api/users/", Some(&admin), Some(body.clone()))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json["full_name"], "Dave");
+    let duplicate = api.call("POST", "/api/users/", Some(&admin), Some(body)).await;
+    assert_eq!(
+        duplicate.json,
+        json!({"username": ["A user with that username already exists."]})
+    );
+    let by_user = api
+        .call(
+            "POST",
+            "/api/users/",
+            Some(&alice_token),
+            Some(json!({"username": "eve"})),
+        )
+        .await;
+    assert_eq!(by_user.status, 403);
+    let login = api
+        .call(
+            "POST",
+            "/api-auth/password/",
+            None,
+            Some(json!({"username": "dave", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+
+    // A user edits their own names; flags are not theirs to set.
+    let own = format!("/api/users/{}/", alice.uuid);
+    let edited = api
+        .call(
+            "PATCH",
+            &own,
+            Some(&alice_token),
+            Some(json!({"last_name": "Liddell", "is_staff": true})),
+        )
+        .await;
+    assert_eq!(
+        (edited.status, edited.json["full_name"].as_str()),
+        (200, Some("alice Liddell"))
+    );
+    let roles = api.call("GET", "/api/roles/", Some(&alice_token), None).await;
+    assert!(roles.json[0].get("users_count").is_none(), "still not staff");
+    let dave = format!("/api/users/{}/", created.json["uuid"].as_str().unwrap());
+    assert_eq!(
+        api.call(
+            "PATCH",
+            &dave,
+            Some(&alice_token),
+            Some(json!({"first_name": "X"}))
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Staff makes alice support: her existing token carries the new flag at once.
+    let promoted = api
+        .call("PATCH", &own, Some(&admin), Some(json!({"is_support": true})))
+        .await;
+    assert_eq!(promoted.json["is_support"], true);
+    let roles = api.call("GET", "/api/roles/", Some(&alice_token), None).await;
+    assert!(roles.json[0].get("users_count").is_some());
+    let bad = api
+        .call(
+            "PATCH",
+            &own,
+            Some(&admin),
+            Some(json!({"email": "nope", "is_active": "yes"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json["email"], json!(["Enter a valid email address."]));
+}
+
+#[tokio::test]
+async fn renamed_users_are_renamed_in_member_listings() {
+    let api = TestApi::new().await;
+    let (customer, _) = with_org(&api).await;
+    let (alice, alice_token) = api.user("alice", false, false).await;
+    let scope = format!("/api/customers/{customer}/");
+    grant(&api, &scope, &alice.uuid.to_string(), "CUSTOMER.SUPPORT").await;
+    let renamed = api
+        .call(
+            "PATCH",
+            &format!("/api/users/{}/", alice.uuid),
+            Some(&alice_token),
+            Some(json!({"username": "alicia"})),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let members = api
+        .call(
+            "GET",
+            &format!("{scope}list_users/"),
+            Some(&api.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(members.json[0]["user_username"], "alicia");
+    let body = json!({"username": "alice", "email": "another.alice@example.com"});
+    let reused = api
+        .call("POST", "/api/users/", Some(&api.admin_token), Some(body))
+        .await;
+    assert_eq!(
+        reused.status, 201,
+        "the old username is free again: {}",
+        reused.text
+    );
+}
+
+#[tokio::test]
+async fn refreshing_a_token() {
+    let api = TestApi::new().await;
+    let (alice, alice_token) = api.user("alice", false, false).await;
+    let (bob, bob_token) = api.user("bob", false, false).await;
+    let path = format!("/api/users/{}/refresh_token/", alice.uuid);
+    assert_eq!(api.call("POST", &path, Some(&bob_token), None).await.status, 404);
+    let fresh = api.call("POST", &path, Some(&alice_token), None).await;
+    let token = fresh.json["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call("GET", "/api/users/me/", Some(&alice_token), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        api.call("GET", "/api/users/me/", Some(&token), None).await.json["uuid"],
+        alice.uuid.to_string()
+    );
+    let by_staff = api
+        .call(
+            "POST",
+            &format!("/api/users/{}/refresh_token/", bob.uuid),
+            Some(&api.admin_token),
+            None,
+        )
+        .await;
+    assert!(matches!(&by_staff.json["token"], Value::String(t) if t.len() == 40));
+    assert_eq!(
+        api.call("GET", "/api/users/me/", Some(&bob_token), None)
+            .await
+            .status,
+        401
+    );
+}
