@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::grants::{self, Grant};
 use crate::ids::Id;
 use crate::roles::{self, ContentType, Role};
-use crate::scopes::Scope;
+use crate::scopes::{self, Scope};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -276,4 +276,26 @@ impl Access {
             Err(Error::PermissionDenied)
         }
     }
+}
+
+/// The customers and projects a user sees through their grants (not for staff and support,
+/// who see everything and are served from the type-wide indexes).
+pub async fn visible_scopes(store: &Store, access: &Access) -> Result<Vec<ScopeRef>> {
+    let mut visible = Vec::new();
+    for customer in access.connected_customers() {
+        visible.push(ScopeRef {
+            content_type: ContentType::Customer,
+            uuid: customer,
+            customer_uuid: customer,
+        });
+        for project in scopes::projects_of(store, &customer).await? {
+            visible.push(ScopeRef {
+                content_type: ContentType::Project,
+                uuid: project.uuid,
+                customer_uuid: customer,
+            });
+        }
+    }
+    visible.retain(|scope| access.can_see(scope));
+    Ok(visible)
 }

@@ -489,3 +489,40 @@ pub async fn refresh_member_names(store: &Store, user: &User) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every member row of one scope type (staff and support listings), in creation order.
+pub async fn members_of_type(store: &Store, scope_type: ContentType) -> Result<Vec<Member>> {
+    let items: Vec<MemberItem> = store
+        .query_index("GSI3", &format!("GRANTS#{}", scope_type.as_str()))
+        .await?;
+    Ok(items.into_iter().map(|item| item.member).collect())
+}
+
+/// The member row of a grant, by the grant's uuid.
+pub async fn member_by_uuid(store: &Store, grant: &Id) -> Result<Option<Member>> {
+    let items: Vec<MemberItem> = store.query_index("GSI2", &format!("GRANT#{grant}")).await?;
+    Ok(items.into_iter().next().map(|item| item.member))
+}
+
+/// Orders members by Waldur's `o=` fields (`username`, `full_name`, `native_name`, `email`,
+/// `expiration_time`, `role`, `created`; a `user__` prefix is allowed). Later fields break ties
+/// of earlier ones.
+pub fn sort_members(members: &mut [Member], ordering: &[(String, bool)], role_name: impl Fn(&Id) -> String) {
+    for (field, descending) in ordering.iter().rev() {
+        members.sort_by(|a, b| {
+            let key = |m: &Member| -> String {
+                match field.trim_start_matches("user__") {
+                    "username" => m.names.user_username.to_lowercase(),
+                    "full_name" => m.names.user_full_name.to_lowercase(),
+                    "native_name" => m.names.user_native_name.to_lowercase(),
+                    "email" => m.names.user_email.to_lowercase(),
+                    "expiration_time" => m.grant.expiration_time.clone().unwrap_or_default(),
+                    "role" => role_name(&m.grant.role_uuid),
+                    _ => m.grant.created.clone(),
+                }
+            };
+            let order = key(a).cmp(&key(b));
+            if *descending { order.reverse() } else { order }
+        });
+    }
+}

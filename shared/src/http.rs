@@ -286,10 +286,16 @@ pub fn error_response(error: &Error) -> Response<Body> {
     }
 }
 
-/// Turns a handler's result into the response sent: errors mapped, and a HEAD answered with
-/// the headers of the GET and no body.
-pub fn finish(request: &ApiRequest, result: Result<Response<Body>>) -> Response<Body> {
-    let mut response = result.unwrap_or_else(|error| error_response(&error));
+/// Answers a request with a function's router: errors mapped, and a HEAD answered with the
+/// headers of the GET and no body.
+pub async fn respond(
+    request: Request,
+    route: impl AsyncFnOnce(&ApiRequest) -> Result<Response<Body>>,
+) -> Response<Body> {
+    let request = ApiRequest::new(request);
+    let mut response = route(&request)
+        .await
+        .unwrap_or_else(|error| error_response(&error));
     if request.method == Method::HEAD {
         *response.body_mut() = Body::Empty;
     }

@@ -31,6 +31,15 @@ impl Id {
         Uuid::parse_str(text).ok().map(Id)
     }
 
+    /// The uuid in an API URL of `collection` (`…/api/customers/<uuid>/`), or a bare uuid.
+    pub fn from_reference(text: &str, collection: &str) -> Option<Self> {
+        let marker = format!("/api/{collection}/");
+        match text.find(&marker) {
+            Some(at) => Id::parse(text[at + marker.len()..].trim_end_matches('/')),
+            None => Id::parse(text),
+        }
+    }
+
     pub fn hex(&self) -> String {
         self.0.simple().to_string()
     }
@@ -78,6 +87,18 @@ mod tests {
         assert_eq!(hex, dashed);
         assert_eq!(dashed.to_string(), "98e57408a1344b768156905e7d2f1523");
         assert_eq!(Id::parse("98E57408A1344B768156905E7D2F1523"), Some(hex));
+    }
+
+    #[test]
+    fn reads_api_urls() {
+        let id = Id::parse("98e57408a1344b768156905e7d2f1523").unwrap();
+        let url = "http://srv/api/projects/98e57408a1344b768156905e7d2f1523/";
+        assert_eq!(Id::from_reference(url, "projects"), Some(id));
+        assert_eq!(Id::from_reference(url, "customers"), None);
+        assert_eq!(
+            Id::from_reference("98e57408-a134-4b76-8156-905e7d2f1523", "users"),
+            Some(id)
+        );
     }
 
     #[test]

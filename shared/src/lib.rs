@@ -14,6 +14,7 @@ pub mod scopes;
 pub mod store;
 pub mod time;
 pub mod users;
+pub mod validate;
 
 pub use error::{Error, Result};
 

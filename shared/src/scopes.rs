@@ -5,11 +5,12 @@ use serde_json::{Value, json};
 
 use crate::audit::{self, Event};
 use crate::auth::AuthUser;
-use crate::error::{Error, FIELD_REQUIRED, FieldErrors, Result};
+use crate::error::{Error, FieldErrors, Result};
 use crate::ids::Id;
 use crate::roles::ContentType;
 use crate::store::{Expr, Store, TxError, n, s};
 use crate::time::{self, Timestamp};
+use crate::validate;
 
 const NAME_MAX: usize = 150;
 const TEXT_MAX: usize = 2000;
@@ -154,45 +155,12 @@ impl ScopeInput {
     /// Checks a customer or project body; `name` is required when `creating`.
     pub fn parse(body: Option<&Value>, creating: bool, customer_fields: bool) -> Result<Self> {
         let empty = serde_json::Map::new();
-        let object = match body {
-            None | Some(Value::Null) => &empty,
-            Some(Value::Object(object)) => object,
-            Some(_) => return Err(Error::non_field("Invalid data. Expected a dictionary.")),
-        };
+        let object = validate::object(body, &empty)?;
         let mut errors = FieldErrors::default();
-        let mut text = |field: &str, max: usize, required: bool| -> Option<String> {
-            match object.get(field) {
-                None if required => {
-                    errors.add(field, FIELD_REQUIRED);
-                    None
-                }
-                None => None,
-                Some(Value::String(value)) => {
-                    let value = value.trim();
-                    if required && value.is_empty() {
-                        errors.add(field, "This field may not be blank.");
-                        None
-                    } else if value.chars().count() > max {
-                        errors.add(
-                            field,
-                            format!("Ensure this field has no more than {max} characters."),
-                        );
-                        None
-                    } else {
-                        Some(value.to_owned())
-                    }
-                }
-                Some(Value::Null) => {
-                    errors.add(field, "This field may not be null.");
-                    None
-                }
-                Some(_) => {
-                    errors.add(field, "Not a valid string.");
-                    None
-                }
-            }
-        };
         let name_required = creating || object.contains_key("name");
+        let mut text = |field: &str, max: usize, required: bool| {
+            validate::string(object, field, max, required, !required, &mut errors)
+        };
         let mut input = ScopeInput {
             name: text("name", NAME_MAX, name_required),
             description: text("description", TEXT_MAX, false),
@@ -202,21 +170,15 @@ impl ScopeInput {
             input.abbreviation = text("abbreviation", 12, false);
             input.native_name = text("native_name", NAME_MAX, false);
             input.email = text("email", 75, false);
-            if let Some(email) = &input.email
-                && !email.is_empty()
-                && !looks_like_email(email)
+            if input
+                .email
+                .as_ref()
+                .is_some_and(|email| !email.is_empty() && !validate::is_email(email))
             {
                 errors.add("email", "Enter a valid email address.");
             }
         }
         errors.into_result(input)
-    }
-}
-
-fn looks_like_email(text: &str) -> bool {
-    match text.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.'),
-        None => false,
     }
 }
 

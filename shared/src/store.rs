@@ -12,6 +12,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
@@ -82,56 +83,28 @@ impl Store {
     /// Every item of a partition whose sort key starts with `sk_prefix`, following
     /// `LastEvaluatedKey` to the end. For small, bounded partitions only.
     pub async fn query_prefix<T: DeserializeOwned>(&self, pk: &str, sk_prefix: &str) -> Result<Vec<T>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(sk_prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                items.push(decode(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => return Ok(items),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(sk_prefix))
+            .consistent_read(true);
+        all_pages(query).await
     }
 
     /// Every item of one partition of a secondary index, in index order (eventually consistent).
     pub async fn query_index<T: DeserializeOwned>(&self, index: &str, pk: &str) -> Result<Vec<T>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(index)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", format!("{index}PK"))
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                items.push(decode(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => return Ok(items),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", format!("{index}PK"))
+            .expression_attribute_values(":pk", s(pk));
+        all_pages(query).await
     }
 
     /// The items with these keys that exist, in no particular order: BatchGetItem in chunks of
@@ -230,6 +203,27 @@ impl Store {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("ResourceInUseException") => Ok(()),
             Err(err) => Err(sdk_error(err)),
+        }
+    }
+}
+
+/// Runs a Query to its last page.
+async fn all_pages<T: DeserializeOwned>(query: QueryFluentBuilder) -> Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let output = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in output.items.unwrap_or_default() {
+            items.push(decode(item)?);
+        }
+        match output.last_evaluated_key {
+            Some(last) if !last.is_empty() => start = Some(last),
+            _ => return Ok(items),
         }
     }
 }

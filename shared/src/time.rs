@@ -46,6 +46,13 @@ pub fn parse_input(text: &str) -> Option<Timestamp> {
     None
 }
 
+/// The wire form of a stored timestamp.
+pub fn wire_stored(stored: &str) -> String {
+    parse_stored(stored)
+        .map(|t| wire(&t))
+        .unwrap_or_else(|| stored.to_owned())
+}
+
 /// Parses the storage form (or any RFC 3339 text) back.
 pub fn parse_stored(text: &str) -> Option<Timestamp> {
     DateTime::parse_from_rfc3339(text)

@@ -417,36 +417,10 @@ impl UserInput {
     pub fn parse(body: Option<&serde_json::Value>, creating: bool, flags_allowed: bool) -> Result<Self> {
         use serde_json::Value;
         let empty = serde_json::Map::new();
-        let object = match body {
-            None | Some(Value::Null) => &empty,
-            Some(Value::Object(object)) => object,
-            Some(_) => return Err(Error::non_field("Invalid data. Expected a dictionary.")),
-        };
+        let object = crate::validate::object(body, &empty)?;
         let mut errors = crate::error::FieldErrors::default();
-        let mut text = |field: &str, max: usize, required: bool| -> Option<String> {
-            match object.get(field) {
-                None if required => {
-                    errors.add(field, crate::error::FIELD_REQUIRED);
-                    None
-                }
-                None => None,
-                Some(Value::String(value)) if value.chars().count() > max => {
-                    errors.add(
-                        field,
-                        format!("Ensure this field has no more than {max} characters."),
-                    );
-                    None
-                }
-                Some(Value::String(value)) => Some(value.trim().to_owned()),
-                Some(Value::Null) => {
-                    errors.add(field, "This field may not be null.");
-                    None
-                }
-                Some(_) => {
-                    errors.add(field, "Not a valid string.");
-                    None
-                }
-            }
+        let mut text = |field: &str, max: usize, required: bool| {
+            crate::validate::string(object, field, max, required, true, &mut errors)
         };
         let mut input = UserInput {
             username: text("username", 150, creating),

@@ -816,3 +816,31 @@ async fn every_grant_change_is_audited() {
         .unwrap();
     assert_eq!(granted["actor_username"].as_s().unwrap(), "admin");
 }
+
+#[tokio::test]
+async fn a_disabled_role_still_honours_existing_grants_but_grants_no_more() {
+    let w = World::new().await;
+    let admin = w.api.admin_token.clone();
+    let (bob, bob_token) = w.user("bob").await;
+    let (carol, _) = w.user("carol").await;
+    w.grant(&admin, &w.project_path(), &bob, "PROJECT.MANAGER").await;
+    let manager_role = "/api/roles/667a517eba64403e9b7472bb48c31e3a/";
+    assert_eq!(
+        w.api
+            .call("POST", &format!("{manager_role}disable/"), Some(&admin), None)
+            .await
+            .status,
+        200
+    );
+    let check = format!(
+        "/api/permissions/check/?user={bob}&permission=PROJECT.UPDATE&scope_type=project&scope={}",
+        w.project
+    );
+    let answer = get(&w.api, &bob_token, &check).await;
+    assert_eq!(answer.json["allowed"], true, "{}", answer.text);
+    assert_eq!(answer.json["granted_by"][0]["role"], "PROJECT.MANAGER");
+    let refused = w
+        .grant(&admin, &w.project_path(), &carol, "PROJECT.MANAGER")
+        .await;
+    assert_eq!(refused.json, json!({"non_field_errors": ["Role is not active."]}));
+}

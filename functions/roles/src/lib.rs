@@ -41,9 +41,7 @@ const FIELDS: &[&str] = &[
 ];
 
 pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
-    let request = ApiRequest::new(request);
-    let result = route(ctx, &request).await;
-    http::finish(&request, result)
+    http::respond(request, async |request| route(ctx, request).await).await
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {

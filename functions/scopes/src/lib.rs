@@ -1,5 +1,5 @@
 //! Customers and projects, the role grants on them (`add_user`, `update_user`, `delete_user`,
-//! `list_users`), and `/api/permissions/check/`.
+//! `list_users`).
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -33,9 +33,7 @@ const DATETIME_FORMAT: &str = "Datetime has wrong format. Use one of these forma
                                YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
 pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
-    let request = ApiRequest::new(request);
-    let result = route(ctx, &request).await;
-    http::finish(&request, result)
+    http::respond(request, async |request| route(ctx, request).await).await
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
@@ -49,10 +47,6 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         _ => None,
     };
     match segments.as_slice() {
-        ["api", "permissions", "check"] => match *method {
-            Method::GET | Method::HEAD => check(ctx, request, user).await,
-            _ => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
-        },
         ["api", collection] if kind(collection).is_some() => {
             let kind = kind(collection).unwrap_or(ContentType::Customer);
             match *method {
@@ -200,7 +194,7 @@ async fn create_scope(
         Some(reference) => {
             let found = match reference
                 .as_str()
-                .and_then(|text| reference_id(text, "customers"))
+                .and_then(|text| Id::from_reference(text, "customers"))
             {
                 Some(uuid) => scopes::get_customer(&ctx.store, &uuid).await?,
                 None => None,
@@ -233,15 +227,6 @@ fn merge_errors<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
             Err(Error::Invalid(first))
         }
         (Err(err), _) | (_, Err(err)) => Err(err),
-    }
-}
-
-/// The uuid in an API URL of `collection` (`…/api/customers/<uuid>/`), or a bare uuid.
-fn reference_id(text: &str, collection: &str) -> Option<Id> {
-    let marker = format!("/api/{collection}/");
-    match text.find(&marker) {
-        Some(at) => Id::parse(text[at + marker.len()..].trim_end_matches('/')),
-        None => Id::parse(text),
     }
 }
 
@@ -332,7 +317,7 @@ fn customer_json(request: &ApiRequest, customer: &Customer) -> Value {
     json!({
         "url": request.url(&format!("/api/customers/{}/", customer.uuid)),
         "uuid": customer.uuid,
-        "created": wire(&customer.created),
+        "created": time::wire_stored(&customer.created),
         "name": customer.name,
         "native_name": customer.native_name,
         "abbreviation": customer.abbreviation,
@@ -355,14 +340,8 @@ fn project_json(request: &ApiRequest, project: &Project, customer: Option<&Custo
         "customer_native_name": customer.map(|c| c.native_name.as_str()),
         "customer_abbreviation": customer.map(|c| c.abbreviation.as_str()),
         "description": project.description,
-        "created": wire(&project.created),
+        "created": time::wire_stored(&project.created),
     })
-}
-
-fn wire(stored: &str) -> String {
-    time::parse_stored(stored)
-        .map(|t| time::wire(&t))
-        .unwrap_or_else(|| stored.to_owned())
 }
 
 // --- role grants --------------------------------------------------------------------------
@@ -407,7 +386,7 @@ async fn membership_body(
             errors.add("user", FIELD_REQUIRED);
             None
         }
-        Some(value) => match value.as_str().and_then(|text| reference_id(text, "users")) {
+        Some(value) => match value.as_str().and_then(|text| Id::from_reference(text, "users")) {
             None => {
                 errors.add("user", "Must be a valid UUID.");
                 None
@@ -468,8 +447,7 @@ async fn change_membership(
         expiration_time: body.expiration_time,
         granted_by: Some(user),
     };
-    let expiration =
-        |grant: &grants::Grant| json!({ "expiration_time": grant.expiration_time.as_deref().map(wire) });
+    let expiration = |grant: &grants::Grant| json!({ "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored) });
     match action {
         Membership::Create => {
             let grant = grants::grant(&ctx.store, &new, &now).await?;
@@ -557,29 +535,6 @@ impl MemberQuery {
                     .any(|field| field.to_lowercase().contains(s.as_str()))
             })
     }
-
-    fn sort(&self, members: &mut [Member], roles: &RoleSet) {
-        for (field, descending) in self.ordering.iter().rev() {
-            members.sort_by(|a, b| {
-                let key = |m: &Member| -> String {
-                    match field.as_str() {
-                        "email" => m.names.user_email.to_lowercase(),
-                        "expiration_time" => m.grant.expiration_time.clone().unwrap_or_default(),
-                        "full_name" => m.names.user_full_name.to_lowercase(),
-                        "native_name" => m.names.user_native_name.to_lowercase(),
-                        "role" => roles
-                            .get(&m.grant.role_uuid)
-                            .map(|r| r.name.clone())
-                            .unwrap_or_default(),
-                        "username" => m.names.user_username.to_lowercase(),
-                        _ => m.grant.created.clone(),
-                    }
-                };
-                let order = key(a).cmp(&key(b));
-                if *descending { order.reverse() } else { order }
-            });
-        }
-    }
 }
 
 /// Members of a scope. Without filters, a page costs one Query of the scope's partition (the
@@ -634,7 +589,9 @@ async fn list_users(
         }
         None => {
             members.retain(|m| query.matches(m, roles));
-            query.sort(&mut members, roles);
+            grants::sort_members(&mut members, &query.ordering, |uuid| {
+                roles.get(uuid).map(|r| r.name.clone()).unwrap_or_default()
+            });
             page::paginate(members, &page_request)?
         }
     };
@@ -646,8 +603,8 @@ fn member_json(member: &Member, roles: &RoleSet) -> Value {
     let role = roles.get(&grant.role_uuid);
     let mut value = json!({
         "uuid": grant.uuid,
-        "created": wire(&grant.created),
-        "expiration_time": grant.expiration_time.as_deref().map(wire),
+        "created": time::wire_stored(&grant.created),
+        "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored),
         "role_name": role.map(|r| r.name.as_str()),
         "role_uuid": grant.role_uuid,
         "user_email": member.names.user_email,
@@ -665,95 +622,4 @@ fn member_json(member: &Member, roles: &RoleSet) -> Value {
         object.insert("created_by_uuid".into(), json!(by));
     }
     value
-}
-
-// --- permission check ---------------------------------------------------------------------
-
-/// `GET /api/permissions/check/?user=&permission=&scope_type=&scope=`: whether the user holds
-/// the permission on the scope, and which grants give it. For staff, support, or the user.
-async fn check(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<Response<Body>> {
-    let params = &request.params;
-    let mut errors = FieldErrors::default();
-    let mut required = |key: &str| {
-        let value = params.get(key).map(str::trim).filter(|v| !v.is_empty());
-        if value.is_none() {
-            errors.add(key, FIELD_REQUIRED);
-        }
-        value
-    };
-    let (user, permission, scope_type, scope) = (
-        required("user"),
-        required("permission"),
-        required("scope_type"),
-        required("scope"),
-    );
-    let user = user.and_then(|u| {
-        let parsed = Id::parse(u);
-        if parsed.is_none() {
-            errors.add("user", "Must be a valid UUID.");
-        }
-        parsed
-    });
-    let scope_type = scope_type.and_then(|t| {
-        let parsed =
-            ContentType::parse(t).filter(|c| matches!(c, ContentType::Customer | ContentType::Project));
-        if parsed.is_none() {
-            errors.add("scope_type", "Select a valid choice: customer or project.");
-        }
-        parsed
-    });
-    let scope = scope.and_then(|s| {
-        let parsed = Id::parse(s);
-        if parsed.is_none() {
-            errors.add("scope", "Must be a valid UUID.");
-        }
-        parsed
-    });
-    let (Some(user), Some(permission), Some(scope_type), Some(scope)) = (user, permission, scope_type, scope)
-    else {
-        return Err(Error::Invalid(errors));
-    };
-    if !(caller.is_staff || caller.is_support || caller.uuid == user) {
-        return Err(Error::PermissionDenied);
-    }
-    let now = time::now();
-    // The caller's own flags come with the token; anyone else's need their user item. The
-    // grants depend on neither, so all reads go out at once.
-    let target = async {
-        if user == caller.uuid {
-            return Ok(Some(caller.clone()));
-        }
-        Ok(users::get(&ctx.store, &user).await?.map(|u| AuthUser {
-            uuid: u.uuid,
-            username: u.username.clone(),
-            full_name: u.full_name(),
-            is_staff: u.is_staff,
-            is_support: u.is_support,
-        }))
-    };
-    let (target, scope, user_grants, roles) = tokio::try_join!(
-        target,
-        scopes::get_scope(&ctx.store, scope_type, &scope),
-        grants::of_user(&ctx.store, &user),
-        ctx.roles.get(&ctx.store)
-    )?;
-    let target = target.ok_or_else(|| Error::field("user", "User is not found."))?;
-    let scope = scope.ok_or_else(|| Error::field("scope", "Object does not exist."))?;
-    let is_staff = target.is_staff;
-    let active = user_grants.into_iter().filter(|g| g.is_active_at(&now)).collect();
-    let access = Access::from_parts(target, active, roles);
-    let scope_ref = ScopeRef::from(&scope);
-    let granted_by: Vec<Value> = access
-        .granted_by(permission, &scope_ref)
-        .into_iter()
-        .map(|g| json!({"role": g.role, "scope_type": g.scope_type.as_str(), "scope_uuid": g.scope_uuid}))
-        .collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &json!({
-            "allowed": access.has_permission(permission, &scope_ref),
-            "is_staff": is_staff,
-            "granted_by": granted_by,
-        }),
-    ))
 }

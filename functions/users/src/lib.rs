@@ -9,13 +9,13 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
 
 use shared::auth::{self, AuthUser};
-use shared::authz::{Access, RoleSet, ScopeRef};
+use shared::authz::{self, Access, RoleSet};
 use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::grants::{self, Grant};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::page::{self, PageRequest};
-use shared::roles::ContentType;
+use shared::roles::{self, ContentType};
 use shared::scopes::{self, Customer, Project};
 use shared::time::{self, Timestamp};
 use shared::users::{self, User, UserInput};
@@ -42,9 +42,7 @@ const FIELDS: &[&str] = &[
 const PRIVILEGED_FIELDS: &[&str] = &["is_staff", "is_support", "is_active"];
 
 pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
-    let request = ApiRequest::new(request);
-    let result = route(ctx, &request).await;
-    http::finish(&request, result)
+    http::respond(request, async |request| route(ctx, request).await).await
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
@@ -109,26 +107,11 @@ async fn visible_users(ctx: &Context, access: &Access) -> Result<Vec<User>> {
         return users::all(&ctx.store).await;
     }
     let mut ids = vec![access.user.uuid];
-    for customer in access.connected_customers() {
-        let scope = ScopeRef {
-            content_type: ContentType::Customer,
-            uuid: customer,
-            customer_uuid: customer,
-        };
-        let mut partitions = vec![scope];
-        for project in scopes::projects_of(&ctx.store, &customer).await? {
-            partitions.push(ScopeRef {
-                content_type: ContentType::Project,
-                uuid: project.uuid,
-                customer_uuid: customer,
-            });
-        }
-        for scope in partitions.into_iter().filter(|s| access.can_see(s)) {
-            if let Some((_, members)) =
-                grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
-            {
-                ids.extend(members.into_iter().map(|m| m.grant.user_uuid));
-            }
+    for scope in authz::visible_scopes(&ctx.store, access).await? {
+        if let Some((_, members)) =
+            grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
+        {
+            ids.extend(members.into_iter().map(|m| m.grant.user_uuid));
         }
     }
     ids.sort();
@@ -266,19 +249,6 @@ async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<R
     Ok(http::json(StatusCode::OK, &json!({ "token": token })))
 }
 
-/// Waldur's legacy short names of the system roles, used in the permission rows of a user.
-fn legacy_role_name(name: &str) -> &str {
-    match name {
-        "CUSTOMER.OWNER" => "owner",
-        "CUSTOMER.MANAGER" => "service_manager",
-        "CUSTOMER.SUPPORT" => "support",
-        "PROJECT.ADMIN" => "admin",
-        "PROJECT.MANAGER" => "manager",
-        "PROJECT.MEMBER" => "member",
-        other => other,
-    }
-}
-
 struct View<'a> {
     request: &'a ApiRequest,
     fields: Vec<&'static str>,
@@ -358,7 +328,7 @@ impl<'a> View<'a> {
         let role_name = |grant: &Grant| {
             self.roles
                 .get(&grant.role_uuid)
-                .map(|r| legacy_role_name(&r.name).to_owned())
+                .map(|r| roles::legacy_name(&r.name).to_owned())
                 .unwrap_or_default()
         };
         let mut customer_rows = Vec::new();

@@ -9,12 +9,10 @@ use super::catalogue::{ContentType, LANGUAGES, is_known_permission};
 use crate::error::{Error, FIELD_REQUIRED, FieldErrors, Result};
 use crate::ids::Id;
 use crate::time::{self, Timestamp};
+use crate::validate::{self, NOT_NULL};
 
 const NAME_MAX: usize = 150;
 const DESCRIPTION_MAX: usize = 2000;
-const NOT_NULL: &str = "This field may not be null.";
-const NOT_BLANK: &str = "This field may not be blank.";
-const NOT_STRING: &str = "Not a valid string.";
 
 /// Which request the body belongs to: create and PUT need the whole role, PATCH any part of
 /// it, `update_descriptions` only descriptions.
@@ -43,22 +41,13 @@ impl RoleInput {
     /// once as field errors.
     pub fn parse(body: Option<&Value>, mode: InputMode) -> Result<Self> {
         let empty = serde_json::Map::new();
-        let object = match body {
-            None | Some(Value::Null) => &empty,
-            Some(Value::Object(object)) => object,
-            Some(other) => {
-                return Err(Error::non_field(format!(
-                    "Invalid data. Expected a dictionary, but got {}.",
-                    json_type(other)
-                )));
-            }
-        };
+        let object = validate::object(body, &empty)?;
         let whole = matches!(mode, InputMode::Create | InputMode::Replace);
         let mut errors = FieldErrors::default();
         let mut input = RoleInput::default();
 
         if mode != InputMode::Descriptions {
-            input.name = string_field(object, "name", NAME_MAX, whole, false, &mut errors).flatten();
+            input.name = validate::string(object, "name", NAME_MAX, whole, false, &mut errors);
             input.content_type = content_type_field(object, whole, &mut errors);
             input.permissions = permissions_field(object, whole, &mut errors);
             input.is_active = match object.get("is_active") {
@@ -75,7 +64,7 @@ impl RoleInput {
             };
         }
         input.description =
-            string_field(object, "description", DESCRIPTION_MAX, false, true, &mut errors).flatten();
+            validate::string(object, "description", DESCRIPTION_MAX, false, true, &mut errors);
         for language in LANGUAGES {
             let field = format!("description_{language}");
             if let Some(value) = nullable_string_field(object, &field, &mut errors) {
@@ -150,59 +139,6 @@ impl RoleInput {
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
-
-/// A string field; `Some(None)` never happens here (null is an error unless `nullable`).
-fn string_field(
-    object: &serde_json::Map<String, Value>,
-    field: &str,
-    max: usize,
-    required: bool,
-    allow_blank: bool,
-    errors: &mut FieldErrors,
-) -> Option<Option<String>> {
-    match object.get(field) {
-        None => {
-            if required {
-                errors.add(field, FIELD_REQUIRED);
-            }
-            None
-        }
-        Some(Value::Null) => {
-            errors.add(field, NOT_NULL);
-            None
-        }
-        Some(Value::String(text)) => {
-            let text = text.trim();
-            if text.is_empty() && !allow_blank {
-                errors.add(field, NOT_BLANK);
-                None
-            } else if text.chars().count() > max {
-                errors.add(
-                    field,
-                    format!("Ensure this field has no more than {max} characters."),
-                );
-                None
-            } else {
-                Some(Some(text.to_owned()))
-            }
-        }
-        Some(_) => {
-            errors.add(field, NOT_STRING);
-            None
-        }
-    }
-}
-
 fn nullable_string_field(
     object: &serde_json::Map<String, Value>,
     field: &str,
@@ -210,8 +146,8 @@ fn nullable_string_field(
 ) -> Option<Option<String>> {
     match object.get(field) {
         Some(Value::Null) => Some(None),
-        Some(_) => string_field(object, field, DESCRIPTION_MAX, false, true, errors)
-            .map(|text| text.filter(|t| !t.is_empty())),
+        Some(_) => validate::string(object, field, DESCRIPTION_MAX, false, true, errors)
+            .map(|text| Some(text).filter(|t| !t.is_empty())),
         None => None,
     }
 }
@@ -275,7 +211,7 @@ fn permissions_field(
                 "permissions",
                 format!(
                     "Expected a list of permissions or an object keyed by permission, but got {}.",
-                    json_type(other)
+                    validate::json_type(other)
                 ),
             );
             return None;
@@ -306,6 +242,7 @@ fn permissions_field(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::{NOT_BLANK, NOT_STRING};
     use serde_json::json;
 
     fn parse(body: Value, mode: InputMode) -> Result<RoleInput> {

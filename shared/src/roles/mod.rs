@@ -65,6 +65,20 @@ impl Role {
     }
 }
 
+/// Waldur's legacy short names of the system roles (`owner`, `admin`, …), used by the
+/// permission rows of seed 001; other roles keep their name.
+pub fn legacy_name(name: &str) -> &str {
+    match name {
+        "CUSTOMER.OWNER" => "owner",
+        "CUSTOMER.MANAGER" => "service_manager",
+        "CUSTOMER.SUPPORT" => "support",
+        "PROJECT.ADMIN" => "admin",
+        "PROJECT.MANAGER" => "manager",
+        "PROJECT.MEMBER" => "member",
+        other => other,
+    }
+}
+
 fn role_key(uuid: &Id) -> (String, String) {
     (ROLES_PARTITION.to_owned(), format!("ROLE#{uuid}"))
 }

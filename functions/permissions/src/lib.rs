@@ -1,0 +1,436 @@
+//! Permission listings: `/api/customer-permissions/`, `/api/project-permissions/` (seed 001) and
+//! `/api/user-permissions/`, each with retrieve by `pk`; and `/api/permissions/check/`, which
+//! answers whether a user holds a permission on a scope, and why.
+
+use std::collections::HashMap;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+use shared::auth::{self, AuthUser};
+use shared::authz::{self, Access, RoleSet, ScopeRef};
+use shared::error::{FIELD_REQUIRED, FieldErrors};
+use shared::grants::{self, Member};
+use shared::http::{self, ApiRequest};
+use shared::ids::Id;
+use shared::page::{self, PageRequest, Params};
+use shared::roles::{self, ContentType};
+use shared::scopes::{self, Customer, Project};
+use shared::time;
+use shared::users;
+use shared::{Context, Error, Result};
+
+/// The three listings: which grants each shows and how a row looks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Customer,
+    Project,
+    User,
+}
+
+impl Listing {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "customer-permissions" => Some(Listing::Customer),
+            "project-permissions" => Some(Listing::Project),
+            "user-permissions" => Some(Listing::User),
+            _ => None,
+        }
+    }
+
+    fn includes(self, scope_type: ContentType) -> bool {
+        match self {
+            Listing::Customer => scope_type == ContentType::Customer,
+            Listing::Project => scope_type == ContentType::Project,
+            Listing::User => true,
+        }
+    }
+
+    fn ordering_fields(self) -> &'static [&'static str] {
+        match self {
+            Listing::User => &[
+                "username",
+                "full_name",
+                "native_name",
+                "email",
+                "expiration_time",
+                "created",
+                "role",
+            ],
+            _ => &[
+                "user__username",
+                "user__full_name",
+                "user__native_name",
+                "created",
+                "expiration_time",
+            ],
+        }
+    }
+}
+
+pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
+    http::respond(request, async |request| route(ctx, request).await).await
+}
+
+async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let user = principal.require_user()?;
+    let segments = request.segments().ok_or_else(http::no_route)?;
+    let readable = matches!(request.method, Method::GET | Method::HEAD);
+    match segments.as_slice() {
+        ["api", "permissions", "check"] if readable => check(ctx, request, user).await,
+        ["api", name] if readable && Listing::parse(name).is_some() => {
+            list(ctx, request, user, Listing::parse(name).unwrap_or(Listing::User)).await
+        }
+        ["api", name, pk] if readable && Listing::parse(name).is_some() => {
+            retrieve(
+                ctx,
+                request,
+                user,
+                Listing::parse(name).unwrap_or(Listing::User),
+                pk,
+            )
+            .await
+        }
+        ["api", "permissions", "check"] | ["api", _] | ["api", _, _] => {
+            Err(http::method_not_allowed(request, &["GET", "HEAD"]))
+        }
+        _ => Err(http::no_route()),
+    }
+}
+
+/// Active grants in the scopes the caller sees (all of them for staff and support), plus the
+/// caller's own.
+async fn visible_members(ctx: &Context, access: &Access, listing: Listing) -> Result<Vec<Member>> {
+    let now = time::now();
+    let mut members = Vec::new();
+    if access.sees_everything() {
+        for scope_type in [ContentType::Customer, ContentType::Project] {
+            if listing.includes(scope_type) {
+                members.extend(grants::members_of_type(&ctx.store, scope_type).await?);
+            }
+        }
+    } else {
+        for scope in authz::visible_scopes(&ctx.store, access).await? {
+            if listing.includes(scope.content_type)
+                && let Some((_, rows)) =
+                    grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
+            {
+                members.extend(rows);
+            }
+        }
+    }
+    members.retain(|m| m.grant.is_active_at(&now));
+    Ok(members)
+}
+
+fn matches(member: &Member, params: &Params, listing: Listing, roles: &RoleSet) -> bool {
+    let grant = &member.grant;
+    let names = &member.names;
+    let contains = |text: &str, key: &str| {
+        params
+            .get(key)
+            .is_none_or(|wanted| text.to_lowercase().contains(&wanted.trim().to_lowercase()))
+    };
+    let id_filter = |key: &str, collection: &str, value: &Id| {
+        params
+            .get(key)
+            .is_none_or(|wanted| Id::from_reference(wanted, collection) == Some(*value))
+    };
+    let scope_filter = match listing {
+        Listing::Customer => {
+            id_filter("customer", "customers", &grant.scope_uuid)
+                && id_filter("customer_url", "customers", &grant.scope_uuid)
+        }
+        Listing::Project => {
+            id_filter("project", "projects", &grant.scope_uuid)
+                && id_filter("project_url", "projects", &grant.scope_uuid)
+                && id_filter("customer", "customers", &grant.customer_uuid)
+        }
+        Listing::User => {
+            id_filter("scope_uuid", "scopes", &grant.scope_uuid)
+                && params
+                    .get("scope_type")
+                    .is_none_or(|t| t == grant.scope_type.as_str())
+                && params
+                    .get("role_name")
+                    .is_none_or(|r| roles.get(&grant.role_uuid).is_some_and(|role| role.name == r))
+        }
+    };
+    scope_filter
+        && id_filter("user", "users", &grant.user_uuid)
+        && id_filter("user_url", "users", &grant.user_uuid)
+        && contains(&names.user_username, "username")
+        && contains(&names.user_full_name, "full_name")
+        && contains(&names.user_native_name, "native_name")
+}
+
+async fn list(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    listing: Listing,
+) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let ordering = request.params.ordering(listing.ordering_fields())?;
+    let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
+    let roles = access.roles();
+    let mut members: Vec<Member> = visible_members(ctx, &access, listing)
+        .await?
+        .into_iter()
+        .filter(|m| matches(m, &request.params, listing, roles))
+        .collect();
+    // Waldur lists the newest grants first unless asked otherwise.
+    members.sort_by(|a, b| b.grant.created.cmp(&a.grant.created));
+    grants::sort_members(&mut members, &ordering, |uuid| {
+        roles.get(uuid).map(|r| r.name.clone()).unwrap_or_default()
+    });
+    let page = page::paginate(members, &page_request)?;
+    let names = ScopeNames::load(ctx, &page.items).await?;
+    Ok(http::page(
+        request,
+        page.map(|m| row(request, listing, &m, roles, &names)),
+    ))
+}
+
+async fn retrieve(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    listing: Listing,
+    pk: &str,
+) -> Result<Response<Body>> {
+    let not_found = || Error::not_found("UserRole");
+    let uuid = Id::parse(pk).ok_or_else(not_found)?;
+    let now = time::now();
+    let (access, member) = tokio::try_join!(
+        Access::load(&ctx.store, &ctx.roles, user, &now),
+        grants::member_by_uuid(&ctx.store, &uuid)
+    )?;
+    let member = member
+        .filter(|m| m.grant.is_active_at(&now) && listing.includes(m.grant.scope_type))
+        .filter(|m| {
+            let scope = ScopeRef {
+                content_type: m.grant.scope_type,
+                uuid: m.grant.scope_uuid,
+                customer_uuid: m.grant.customer_uuid,
+            };
+            access.can_see(&scope) || m.grant.user_uuid == user.uuid
+        })
+        .ok_or_else(not_found)?;
+    let names = ScopeNames::load(ctx, std::slice::from_ref(&member)).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &row(request, listing, &member, access.roles(), &names),
+    ))
+}
+
+/// The customers and projects a page of rows names, read in two batches.
+struct ScopeNames {
+    customers: HashMap<Id, Customer>,
+    projects: HashMap<Id, Project>,
+}
+
+impl ScopeNames {
+    async fn load(ctx: &Context, members: &[Member]) -> Result<Self> {
+        let customer_ids: Vec<Id> = members.iter().map(|m| m.grant.customer_uuid).collect();
+        let project_ids: Vec<Id> = members
+            .iter()
+            .filter(|m| m.grant.scope_type == ContentType::Project)
+            .map(|m| m.grant.scope_uuid)
+            .collect();
+        let (customers, projects) = tokio::try_join!(
+            scopes::customers_by_id(&ctx.store, &customer_ids),
+            scopes::projects_by_id(&ctx.store, &project_ids)
+        )?;
+        Ok(ScopeNames {
+            customers: customers.into_iter().map(|c| (c.uuid, c)).collect(),
+            projects: projects.into_iter().map(|p| (p.uuid, p)).collect(),
+        })
+    }
+}
+
+fn row(
+    request: &ApiRequest,
+    listing: Listing,
+    member: &Member,
+    roles: &RoleSet,
+    names: &ScopeNames,
+) -> Value {
+    let grant = &member.grant;
+    let role = roles.get(&grant.role_uuid);
+    let customer = names.customers.get(&grant.customer_uuid);
+    let url = |path: String| request.url(&path);
+    let created_by = grant.created_by.map(|by| url(format!("/api/users/{by}/")));
+    match listing {
+        Listing::Customer | Listing::Project => {
+            let collection = if listing == Listing::Customer {
+                "customer-permissions"
+            } else {
+                "project-permissions"
+            };
+            let mut value = json!({
+                "url": url(format!("/api/{collection}/{}/", grant.uuid)),
+                "pk": grant.uuid,
+                "role": role.map(|r| roles::legacy_name(&r.name)),
+                "role_name": role.map(|r| r.name.as_str()),
+                "created": time::wire_stored(&grant.created),
+                "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored),
+                "created_by": created_by,
+                "customer": url(format!("/api/customers/{}/", grant.customer_uuid)),
+                "customer_uuid": grant.customer_uuid,
+                "customer_name": customer.map(|c| c.name.as_str()),
+                "customer_native_name": customer.map(|c| c.native_name.as_str()),
+                "customer_abbreviation": customer.map(|c| c.abbreviation.as_str()),
+                "user": url(format!("/api/users/{}/", grant.user_uuid)),
+                "user_uuid": grant.user_uuid,
+                "user_username": member.names.user_username,
+                "user_full_name": member.names.user_full_name,
+                "user_native_name": member.names.user_native_name,
+                "user_email": member.names.user_email,
+            });
+            if listing == Listing::Project
+                && let Some(object) = value.as_object_mut()
+            {
+                let project = names.projects.get(&grant.scope_uuid);
+                object.insert(
+                    "project".into(),
+                    json!(url(format!("/api/projects/{}/", grant.scope_uuid))),
+                );
+                object.insert("project_uuid".into(), json!(grant.scope_uuid));
+                object.insert("project_name".into(), json!(project.map(|p| p.name.as_str())));
+            }
+            value
+        }
+        Listing::User => {
+            let scope_name = match grant.scope_type {
+                ContentType::Customer => customer.map(|c| c.name.clone()),
+                _ => names.projects.get(&grant.scope_uuid).map(|p| p.name.clone()),
+            };
+            let mut value = json!({
+                "uuid": grant.uuid,
+                "user_uuid": grant.user_uuid,
+                "user_name": member.names.user_full_name,
+                "user_username": member.names.user_username,
+                "created": time::wire_stored(&grant.created),
+                "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored),
+                "role_name": role.map(|r| r.name.as_str()),
+                "role_description": role.map(|r| r.description.as_str()),
+                "role_uuid": grant.role_uuid,
+                "scope_type": grant.scope_type.as_str(),
+                "scope_uuid": grant.scope_uuid,
+                "scope_name": scope_name,
+            });
+            if let Some(object) = value.as_object_mut() {
+                // As in Waldur: customer keys only on project rows, creator keys only when known.
+                if grant.scope_type != ContentType::Customer {
+                    object.insert("customer_uuid".into(), json!(grant.customer_uuid));
+                    object.insert("customer_name".into(), json!(customer.map(|c| c.name.as_str())));
+                }
+                if grant.created_by.is_some() {
+                    object.insert(
+                        "created_by_full_name".into(),
+                        json!(member.names.created_by_full_name),
+                    );
+                    object.insert(
+                        "created_by_username".into(),
+                        json!(member.names.created_by_username),
+                    );
+                }
+            }
+            value
+        }
+    }
+}
+
+// --- permission check ---------------------------------------------------------------------
+
+/// `GET /api/permissions/check/?user=&permission=&scope_type=&scope=`: whether the user holds
+/// the permission on the scope, and which grants give it. For staff, support, or the user.
+async fn check(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<Response<Body>> {
+    let params = &request.params;
+    let mut errors = FieldErrors::default();
+    let mut required = |key: &str| {
+        let value = params.get(key).map(str::trim).filter(|v| !v.is_empty());
+        if value.is_none() {
+            errors.add(key, FIELD_REQUIRED);
+        }
+        value
+    };
+    let (user, permission, scope_type, scope) = (
+        required("user"),
+        required("permission"),
+        required("scope_type"),
+        required("scope"),
+    );
+    let user = user.and_then(|u| {
+        let parsed = Id::parse(u);
+        if parsed.is_none() {
+            errors.add("user", "Must be a valid UUID.");
+        }
+        parsed
+    });
+    let scope_type = scope_type.and_then(|t| {
+        let parsed =
+            ContentType::parse(t).filter(|c| matches!(c, ContentType::Customer | ContentType::Project));
+        if parsed.is_none() {
+            errors.add("scope_type", "Select a valid choice: customer or project.");
+        }
+        parsed
+    });
+    let scope = scope.and_then(|s| {
+        let parsed = Id::parse(s);
+        if parsed.is_none() {
+            errors.add("scope", "Must be a valid UUID.");
+        }
+        parsed
+    });
+    let (Some(user), Some(permission), Some(scope_type), Some(scope)) = (user, permission, scope_type, scope)
+    else {
+        return Err(Error::Invalid(errors));
+    };
+    if !(caller.is_staff || caller.is_support || caller.uuid == user) {
+        return Err(Error::PermissionDenied);
+    }
+    let now = time::now();
+    // The caller's own flags come with the token; anyone else's need their user item. The
+    // grants depend on neither, so all reads go out at once.
+    let target = async {
+        if user == caller.uuid {
+            return Ok(Some(caller.clone()));
+        }
+        Ok(users::get(&ctx.store, &user).await?.map(|u| AuthUser {
+            uuid: u.uuid,
+            username: u.username.clone(),
+            full_name: u.full_name(),
+            is_staff: u.is_staff,
+            is_support: u.is_support,
+        }))
+    };
+    let (target, scope, user_grants, roles) = tokio::try_join!(
+        target,
+        scopes::get_scope(&ctx.store, scope_type, &scope),
+        grants::of_user(&ctx.store, &user),
+        ctx.roles.get(&ctx.store)
+    )?;
+    let target = target.ok_or_else(|| Error::field("user", "User is not found."))?;
+    let scope = scope.ok_or_else(|| Error::field("scope", "Object does not exist."))?;
+    let is_staff = target.is_staff;
+    let active = user_grants.into_iter().filter(|g| g.is_active_at(&now)).collect();
+    let access = Access::from_parts(target, active, roles);
+    let scope_ref = ScopeRef::from(&scope);
+    let granted_by: Vec<Value> = access
+        .granted_by(permission, &scope_ref)
+        .into_iter()
+        .map(|g| json!({"role": g.role, "scope_type": g.scope_type.as_str(), "scope_uuid": g.scope_uuid}))
+        .collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "allowed": access.has_permission(permission, &scope_ref),
+            "is_staff": is_staff,
+            "granted_by": granted_by,
+        }),
+    ))
+}
