@@ -116,6 +116,7 @@ pub struct NewUser {
     pub last_name: String,
     pub is_staff: bool,
     pub is_support: bool,
+    pub password: Option<String>,
 }
 
 pub async fn get(store: &Store, uuid: &Id) -> Result<Option<User>> {
@@ -173,7 +174,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         is_active: true,
         date_joined: time::storage(now),
         token_hash: None,
-        password_hash: None,
+        password_hash: new.password.as_deref().map(hash_password).transpose()?,
     };
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
@@ -479,6 +480,7 @@ impl UserInput {
             last_name: self.last_name.unwrap_or_default(),
             is_staff: self.is_staff.unwrap_or(false),
             is_support: self.is_support.unwrap_or(false),
+            password: self.password,
         }
     }
 }
@@ -505,25 +507,35 @@ pub async fn update(
     updated.is_support = input.is_support.unwrap_or(user.is_support);
     updated.is_active = input.is_active.unwrap_or(user.is_active);
 
+    let password_hash = input.password.as_deref().map(hash_password).transpose()?;
     let (pk, sk) = User::key(&user.uuid);
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
+    let set_password = if password_hash.is_some() {
+        ", password_hash = :password"
+    } else {
+        ""
+    };
+    let mut set = Expr::new(format!(
+        "SET username = :username, GSI1SK = :username, email = :email, first_name = :first, \
+             last_name = :last, native_name = :native, is_staff = :staff, is_support = :support, \
+             is_active = :active{set_password}"
+    ))
+    .value(":username", s(updated.username.as_str()))
+    .value(":email", s(updated.email.as_str()))
+    .value(":first", s(updated.first_name.as_str()))
+    .value(":last", s(updated.last_name.as_str()))
+    .value(":native", s(updated.native_name.as_str()))
+    .value(":staff", crate::store::b(updated.is_staff))
+    .value(":support", crate::store::b(updated.is_support))
+    .value(":active", crate::store::b(updated.is_active));
+    if let Some(hash) = &password_hash {
+        set = set.value(":password", s(hash.as_str()));
+    }
     tx.update(
         &pk,
         &sk,
-        Expr::new(
-            "SET username = :username, GSI1SK = :username, email = :email, first_name = :first, \
-             last_name = :last, native_name = :native, is_staff = :staff, is_support = :support, \
-             is_active = :active",
-        )
-        .value(":username", s(updated.username.as_str()))
-        .value(":email", s(updated.email.as_str()))
-        .value(":first", s(updated.first_name.as_str()))
-        .value(":last", s(updated.last_name.as_str()))
-        .value(":native", s(updated.native_name.as_str()))
-        .value(":staff", crate::store::b(updated.is_staff))
-        .value(":support", crate::store::b(updated.is_support))
-        .value(":active", crate::store::b(updated.is_active)),
+        set,
         Some(Expr::new("username = :old").value(":old", s(user.username.as_str()))),
     )?;
     let mut username_marker = None;

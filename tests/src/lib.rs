@@ -284,6 +284,7 @@ pub async fn make_user(store: &Store, username: &str, is_staff: bool, is_support
         last_name: "Tester".into(),
         is_staff,
         is_support,
+        ..NewUser::default()
     };
     let user = users::create(store, None, new, &now).await.expect("create user");
     let token = users::issue_token(store, None, &user, &now)

@@ -255,6 +255,17 @@ async fn creating_and_editing_users() {
     );
     let roles = api.call("GET", "/api/roles/", Some(&alice_token), None).await;
     assert!(roles.json[0].get("users_count").is_none(), "still not staff");
+    let new_password = json!({"password": "a new secret"});
+    assert_eq!(
+        api.call("PATCH", &own, Some(&alice_token), Some(new_password))
+            .await
+            .status,
+        200
+    );
+    let login = json!({"username": "alice", "password": "a new secret"});
+    let fresh = api.call("POST", "/api-auth/password/", None, Some(login)).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    let alice_token = fresh.json["token"].as_str().unwrap().to_owned();
     let dave = format!("/api/users/{}/", created.json["uuid"].as_str().unwrap());
     assert_eq!(
         api.call(

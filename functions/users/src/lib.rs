@@ -192,11 +192,7 @@ async fn create(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Resul
     }
     let input = UserInput::parse(request.json()?.as_ref(), true, true)?;
     let now = time::now();
-    let password = input.password.clone();
     let user = users::create(&ctx.store, Some(caller), input.into_new_user(), &now).await?;
-    if let Some(password) = password {
-        users::set_password(&ctx.store, Some(caller), &user, &password, &now).await?;
-    }
     let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
     let view = View::new(request, &access, access.roles());
     let value = view.render(ctx, &user, &now).await?;
@@ -223,9 +219,6 @@ async fn update(
         caller.is_staff,
     )?;
     let updated = users::update(&ctx.store, caller, &user, &input, &now).await?;
-    if let Some(password) = &input.password {
-        users::set_password(&ctx.store, Some(caller), &updated, password, &now).await?;
-    }
     let view = View::new(request, &access, access.roles());
     Ok(http::json(
         StatusCode::OK,

@@ -160,6 +160,7 @@ async fn create_user(store: &Store, flags: &Flags) -> Result<()> {
         last_name: text("--last-name"),
         is_staff: flags.has("--staff"),
         is_support: flags.has("--support"),
+        ..NewUser::default()
     };
     let user = users::create(store, None, new, &time::now()).await?;
     println!("{}", user.uuid);
