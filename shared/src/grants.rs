@@ -323,12 +323,23 @@ async fn replace_expired(
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    let scope_index = tx.check(&new.scope.partition(), "#META", Expr::new("attribute_exists(PK)"))?;
+    let role_index = tx.check("ROLES", &format!("ROLE#{}", new.role.uuid), grantable(new.role))?;
     record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
     match tx.commit().await {
         Ok(()) => Ok(grant),
+        Err(TxError::ConditionFailed(i)) if i == role_index => Err(role_refusal(store, new).await),
+        Err(TxError::ConditionFailed(i)) if i == scope_index => Err(Error::not_found(new.scope.model())),
         Err(TxError::ConditionFailed(_)) => Err(Error::non_field(DUPLICATE)),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The role still exists, is active, and fits the scope type.
+fn grantable(role: &Role) -> Expr {
+    Expr::new("attribute_exists(PK) AND content_type = :type AND is_active = :yes")
+        .value(":type", s(role.content_type.as_str()))
+        .value(":yes", crate::store::b(true))
 }
 
 async fn role_refusal(store: &Store, new: &NewGrant<'_>) -> Error {
@@ -342,9 +353,7 @@ async fn role_refusal(store: &Store, new: &NewGrant<'_>) -> Error {
 
 fn count_role(tx: &mut Transaction<'_>, role: &Role, delta: i64, check_grantable: bool) -> Result<usize> {
     let condition = if check_grantable {
-        Expr::new("attribute_exists(PK) AND content_type = :type AND is_active = :yes")
-            .value(":type", s(role.content_type.as_str()))
-            .value(":yes", crate::store::b(true))
+        grantable(role)
     } else {
         Expr::new("attribute_exists(PK)")
     };
