@@ -246,6 +246,12 @@ impl Access {
             .collect()
     }
 
+    /// May the user manage invitations to `scope` and decide the requests they bring? Staff, and
+    /// whoever may add members to the scope (on it or on its customer).
+    pub fn manages(&self, scope: &ScopeRef) -> bool {
+        self.has_permission(&Membership::Create.permission(scope.content_type), scope)
+    }
+
     /// May the user grant, change or revoke `role` of `target` on `scope`? Staff may; so may
     /// whoever holds the membership permission on the scope's customer (a customer owner);
     /// authority from the project alone (a project manager) cannot touch its own roles and

@@ -237,10 +237,25 @@ pub struct NewGrant<'a> {
     pub granted_by: Option<&'a AuthUser>,
 }
 
-/// Grants a role. One transaction: both grant items, the scope's and the role's counters (the
+/// The actions of one grant inside a transaction, and where each sits in it.
+pub struct GrantActions {
+    pub grant: Grant,
+    member: Member,
+    pub user_side: usize,
+    pub scope: Option<usize>,
+    pub role: usize,
+}
+
+/// Adds a grant to a transaction: both grant items, the scope's and the role's counters (the
 /// role's condition also checks it still exists, is active and fits the scope type), and the
-/// audit event. An expired grant of the same (user, scope, role) is replaced.
-pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result<Grant> {
+/// audit event. A scope created in the same transaction (`scope_is_new`) carries its own
+/// member count, since one transaction cannot write an item twice.
+pub fn add_grant(
+    tx: &mut Transaction<'_>,
+    new: &NewGrant<'_>,
+    scope_is_new: bool,
+    now: &Timestamp,
+) -> Result<GrantActions> {
     if new.role.content_type != new.scope.content_type() {
         return Err(Error::non_field(WRONG_SCOPE));
     }
@@ -269,7 +284,6 @@ pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result
             created_by_full_name: new.granted_by.map(|g| g.full_name.clone()),
         },
     };
-    let mut tx = store.transaction();
     let user_side = tx.put(
         &UserSideItem::new(&grant),
         Some(Expr::new("attribute_not_exists(PK)")),
@@ -278,19 +292,54 @@ pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    let scope_index = tx.update(
-        &new.scope.partition(),
-        "#META",
-        Expr::new("ADD member_count :one").value(":one", n(1)),
-        Some(Expr::new("attribute_exists(PK)")),
-    )?;
-    let role_index = count_role(&mut tx, new.role, 1, true)?;
-    record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
+    let scope = if scope_is_new {
+        None
+    } else {
+        Some(tx.update(
+            &new.scope.partition(),
+            "#META",
+            Expr::new("ADD member_count :one").value(":one", n(1)),
+            Some(Expr::new("attribute_exists(PK)")),
+        )?)
+    };
+    let role = count_role(tx, new.role, 1, true)?;
+    record(tx, new.granted_by, "role_granted", new, &grant, now)?;
+    Ok(GrantActions {
+        grant,
+        member,
+        user_side,
+        scope,
+        role,
+    })
+}
+
+impl GrantActions {
+    /// What a failed condition at `index` means for this grant, if it is one of its own.
+    pub async fn refusal(&self, store: &Store, new: &NewGrant<'_>, index: usize) -> Option<Error> {
+        if Some(index) == self.scope {
+            Some(Error::not_found(new.scope.model()))
+        } else if index == self.role {
+            Some(role_refusal(store, new).await)
+        } else {
+            None
+        }
+    }
+}
+
+/// Grants a role in a transaction of its own. An expired grant of the same (user, scope, role)
+/// is replaced; an active one is a duplicate.
+pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result<Grant> {
+    let mut tx = store.transaction();
+    let actions = add_grant(&mut tx, new, false, now)?;
     match tx.commit().await {
-        Ok(()) => Ok(grant),
-        Err(TxError::ConditionFailed(i)) if i == user_side => replace_expired(store, new, member, now).await,
-        Err(TxError::ConditionFailed(i)) if i == scope_index => Err(Error::not_found(new.scope.model())),
-        Err(TxError::ConditionFailed(i)) if i == role_index => Err(role_refusal(store, new).await),
+        Ok(()) => Ok(actions.grant),
+        Err(TxError::ConditionFailed(i)) if i == actions.user_side => {
+            replace_expired(store, new, actions.member, now).await
+        }
+        Err(TxError::ConditionFailed(i)) => match actions.refusal(store, new, i).await {
+            Some(error) => Err(error),
+            None => Err(TxError::ConditionFailed(i).into()),
+        },
         Err(err) => Err(err.into()),
     }
 }

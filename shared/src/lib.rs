@@ -8,6 +8,8 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod ids;
+pub mod invitations;
+pub mod outbox;
 pub mod page;
 pub mod roles;
 pub mod scopes;

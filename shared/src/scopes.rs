@@ -8,7 +8,7 @@ use crate::auth::AuthUser;
 use crate::error::{Error, FieldErrors, Result};
 use crate::ids::Id;
 use crate::roles::ContentType;
-use crate::store::{Expr, Store, TxError, n, s};
+use crate::store::{Expr, Store, Transaction, TxError, n, s};
 use crate::time::{self, Timestamp};
 use crate::validate;
 
@@ -380,14 +380,42 @@ pub async fn create_project(
     input: ScopeInput,
     now: &Timestamp,
 ) -> Result<Project> {
-    let project = Project {
-        uuid: Id::new(),
-        name: input.name.unwrap_or_default(),
-        description: input.description.unwrap_or_default(),
-        customer_uuid: customer.uuid,
-        created: time::storage(now),
-        member_count: 0,
-    };
+    let name = input.name.unwrap_or_default();
+    let project = Project::new(&customer.uuid, &name, &input.description.unwrap_or_default(), now);
+    let mut tx = store.transaction();
+    let customer_index = add_project(&mut tx, Some(actor), customer, &project, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(project),
+        Err(TxError::ConditionFailed(i)) if i == customer_index => {
+            Err(Error::field("customer", "Organization does not exist."))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+impl Project {
+    pub fn new(customer: &Id, name: &str, description: &str, now: &Timestamp) -> Self {
+        Project {
+            uuid: Id::new(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            customer_uuid: *customer,
+            created: time::storage(now),
+            member_count: 0,
+        }
+    }
+}
+
+/// Adds a new project to a transaction, with the customer's project counter and the audit
+/// event, and returns the index of the customer's update. A caller that grants a role on the
+/// project in the same transaction sets its `member_count`.
+pub fn add_project(
+    tx: &mut Transaction<'_>,
+    actor: Option<&AuthUser>,
+    customer: &Customer,
+    project: &Project,
+    now: &Timestamp,
+) -> Result<usize> {
     let pk = partition(ContentType::Project, &project.uuid);
     let sort = format!("{}#{}", project.created, project.uuid);
     let item = ProjectItem {
@@ -400,7 +428,6 @@ pub async fn create_project(
         entity: "project".into(),
         project: project.clone(),
     };
-    let mut tx = store.transaction();
     tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
     let customer_index = tx.update(
         &partition(ContentType::Customer, &customer.uuid),
@@ -410,19 +437,8 @@ pub async fn create_project(
     )?;
     let message = format!("Project {} has been created in {}.", project.name, customer.name);
     let details = json!({"name": project.name, "customer_uuid": customer.uuid});
-    audit::record(
-        &mut tx,
-        Some(actor),
-        &event("project_created", pk, message, details),
-        now,
-    )?;
-    match tx.commit().await {
-        Ok(()) => Ok(project),
-        Err(TxError::ConditionFailed(i)) if i == customer_index => {
-            Err(Error::field("customer", "Organization does not exist."))
-        }
-        Err(err) => Err(err.into()),
-    }
+    audit::record(tx, actor, &event("project_created", pk, message, details), now)?;
+    Ok(customer_index)
 }
 
 pub async fn update_project(

@@ -159,6 +159,7 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
         Some("scopes") => Box::pin(scopes_function::handle(ctx, request)).await,
         Some("users") => Box::pin(users_function::handle(ctx, request)).await,
         Some("permissions") => Box::pin(permissions_function::handle(ctx, request)).await,
+        Some("invitations") => Box::pin(invitations_function::handle(ctx, request)).await,
         Some(other) => gateway_answer(
             500,
             &format!("function {other} is not linked into the local runner"),

@@ -1,0 +1,669 @@
+//! `/api/user-group-invitations/` (create, list, retrieve, cancel, submit_request) and
+//! `/api/user-permission-requests/` (list, retrieve, approve, reject, cancel_request).
+
+use std::collections::HashMap;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value, json};
+
+use shared::auth::{self, AuthUser};
+use shared::authz::{Access, RoleSet, ScopeRef};
+use shared::error::{FIELD_REQUIRED, FieldErrors};
+use shared::http::{self, ApiRequest};
+use shared::ids::Id;
+use shared::invitations::{self, Invitation, PermissionRequest, State};
+use shared::page::{self, PageRequest};
+use shared::roles::{ContentType, Role};
+use shared::scopes::{self, Customer, Project, Scope};
+use shared::time::{self, Timestamp};
+use shared::validate;
+use shared::{Context, Error, Result};
+
+const INVITATION: &str = "GroupInvitation";
+const REQUEST: &str = "PermissionRequest";
+
+pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
+    http::respond(request, async |request| route(ctx, request).await).await
+}
+
+async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let user = principal.require_user()?;
+    let segments = request.segments().ok_or_else(http::no_route)?;
+    let method = &request.method;
+    let readable = matches!(*method, Method::GET | Method::HEAD);
+    match segments.as_slice() {
+        ["api", "user-group-invitations"] if readable => list_invitations(ctx, request, user).await,
+        ["api", "user-group-invitations"] if *method == Method::POST => {
+            create_invitation(ctx, request, user).await
+        }
+        ["api", "user-group-invitations", uuid] if readable => retrieve_invitation(ctx, request, uuid).await,
+        ["api", "user-group-invitations", uuid, "cancel"] if *method == Method::POST => {
+            cancel_invitation(ctx, user, uuid).await
+        }
+        [
+            "api",
+            "user-group-invitations",
+            uuid,
+            "submit_request" | "request",
+        ] if *method == Method::POST => submit_request(ctx, user, uuid).await,
+        ["api", "user-permission-requests"] if readable => list_requests(ctx, request, user).await,
+        ["api", "user-permission-requests", uuid] if readable => {
+            retrieve_request(ctx, request, user, uuid).await
+        }
+        [
+            "api",
+            "user-permission-requests",
+            uuid,
+            action @ ("approve" | "reject"),
+        ] if *method == Method::POST => decide(ctx, request, user, uuid, *action == "approve").await,
+        ["api", "user-permission-requests", uuid, "cancel_request"] if *method == Method::POST => {
+            cancel_request(ctx, user, uuid).await
+        }
+        ["api", "user-group-invitations" | "user-permission-requests", ..] => {
+            Err(http::method_not_allowed(request, &["GET", "POST", "HEAD"]))
+        }
+        _ => Err(http::no_route()),
+    }
+}
+
+fn scope_ref_of(scope_type: ContentType, uuid: Id, customer: Id) -> ScopeRef {
+    ScopeRef {
+        content_type: scope_type,
+        uuid,
+        customer_uuid: customer,
+    }
+}
+
+// --- invitations ----------------------------------------------------------------------------
+
+/// Resolves the `scope` URL of a body to a customer or project the caller can see.
+async fn resolve_scope(ctx: &Context, access: &Access, url: &str) -> Result<Option<Scope>> {
+    let scope = if let Some(uuid) =
+        Id::from_reference(url, "customers").filter(|_| url.contains("/api/customers/"))
+    {
+        scopes::get_scope(&ctx.store, ContentType::Customer, &uuid).await?
+    } else if let Some(uuid) = Id::from_reference(url, "projects").filter(|_| url.contains("/api/projects/"))
+    {
+        scopes::get_scope(&ctx.store, ContentType::Project, &uuid).await?
+    } else {
+        None
+    };
+    Ok(scope.filter(|s| access.can_see(&ScopeRef::from(s))))
+}
+
+fn role_field(
+    object: &Map<String, Value>,
+    field: &str,
+    roles: &RoleSet,
+    required: bool,
+    errors: &mut FieldErrors,
+) -> Option<Role> {
+    match object.get(field) {
+        None | Some(Value::Null) => {
+            if required {
+                errors.add(field, FIELD_REQUIRED);
+            }
+            None
+        }
+        Some(value) => {
+            let text = value.as_str().unwrap_or_default();
+            let role = Id::parse(text)
+                .and_then(|uuid| roles.get(&uuid))
+                .filter(|r| r.is_active)
+                .cloned();
+            if role.is_none() {
+                errors.add(field, format!("Object with uuid={text} does not exist."));
+            }
+            role
+        }
+    }
+}
+
+fn bool_field(object: &Map<String, Value>, field: &str, errors: &mut FieldErrors) -> bool {
+    match object.get(field) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(_) => {
+            errors.add(field, "Must be a valid boolean.");
+            false
+        }
+    }
+}
+
+async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let body = request.json()?;
+    let empty = Map::new();
+    let object = validate::object(body.as_ref(), &empty)?;
+    let mut errors = FieldErrors::default();
+    let scope = match object.get("scope") {
+        None | Some(Value::Null) => {
+            errors.add("scope", FIELD_REQUIRED);
+            None
+        }
+        Some(value) => {
+            let url = value.as_str().unwrap_or_default();
+            let scope = resolve_scope(ctx, &access, url).await?;
+            if scope.is_none() {
+                errors.add("scope", format!("Can't restore object from url: {url}"));
+            }
+            scope
+        }
+    };
+    let roles = access.roles();
+    let role = role_field(object, "role", roles, true, &mut errors);
+    let project_role = role_field(object, "project_role", roles, false, &mut errors);
+    if project_role
+        .as_ref()
+        .is_some_and(|r| r.content_type != ContentType::Project)
+    {
+        errors.add(
+            "project_role",
+            "Only project roles can be granted on created projects.",
+        );
+    }
+    let auto_approve = bool_field(object, "auto_approve", &mut errors);
+    let auto_create_project = bool_field(object, "auto_create_project", &mut errors);
+    let allow_multiple_requests = bool_field(object, "allow_multiple_requests", &mut errors);
+    let template = validate::string(object, "project_name_template", 255, false, true, &mut errors);
+    if let Some(template) = &template
+        && let Err(Error::Invalid(problems)) = invitations::check_template(template)
+    {
+        for (field, messages) in problems.iter() {
+            messages.iter().for_each(|m| errors.add(field, m.clone()));
+        }
+    }
+    let custom_text =
+        validate::string(object, "custom_text", 4000, false, true, &mut errors).unwrap_or_default();
+    let (Some(scope), Some(role)) = (scope, role) else {
+        return Err(Error::Invalid(errors));
+    };
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let granted_type = if auto_create_project {
+        ContentType::Project
+    } else {
+        scope.content_type()
+    };
+    if auto_create_project && scope.content_type() != ContentType::Customer {
+        return Err(Error::field(
+            "auto_create_project",
+            "Projects can only be created through an organization invitation.",
+        ));
+    }
+    let effective_role = project_role.as_ref().unwrap_or(&role);
+    if auto_create_project && effective_role.content_type != ContentType::Project {
+        return Err(Error::field(
+            "project_role",
+            "project_role is required when auto_create_project is enabled and the invitation role is not project-scoped.",
+        ));
+    }
+    if !auto_create_project && role.content_type != granted_type {
+        return Err(Error::non_field(
+            "Role and scope should belong to the same content type.",
+        ));
+    }
+    let scope_ref = ScopeRef::from(&scope);
+    if !access.manages(&scope_ref) {
+        return Err(Error::PermissionDenied);
+    }
+    let invitation = Invitation {
+        uuid: Id::new(),
+        scope_type: scope.content_type(),
+        scope_uuid: scope.uuid(),
+        customer_uuid: scope.customer_uuid(),
+        role_uuid: role.uuid,
+        project_role_uuid: project_role.map(|r| r.uuid),
+        auto_approve,
+        auto_create_project,
+        project_name_template: template,
+        custom_text,
+        allow_multiple_requests,
+        created: time::storage(&now),
+        created_by: user.uuid,
+        created_by_username: user.username.clone(),
+        created_by_full_name: user.full_name.clone(),
+        is_active: true,
+    };
+    invitations::create(&ctx.store, user, &invitation, &now).await?;
+    let names = Names::load(
+        ctx,
+        [(
+            invitation.scope_type,
+            invitation.scope_uuid,
+            invitation.customer_uuid,
+        )],
+    )
+    .await?;
+    let value = invitation_json(request, &invitation, roles, &names, &now);
+    Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
+}
+
+async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let ordering = request.params.ordering(&["created"])?;
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let mut found = if access.sees_everything() {
+        invitations::all(&ctx.store).await?
+    } else {
+        let customer_roles = access.customers_with_customer_role();
+        let mut found = Vec::new();
+        for customer in access.connected_customers() {
+            for invitation in invitations::of_customer(&ctx.store, &customer).await? {
+                let scope = scope_ref_of(
+                    invitation.scope_type,
+                    invitation.scope_uuid,
+                    invitation.customer_uuid,
+                );
+                if customer_roles.contains(&customer) || access.manages(&scope) {
+                    found.push(invitation);
+                }
+            }
+        }
+        found
+    };
+    let params = &request.params;
+    let roles = access.roles();
+    found.retain(|i| {
+        params
+            .get("customer_uuid")
+            .is_none_or(|c| Id::parse(c) == Some(i.customer_uuid))
+            && params
+                .boolean("is_active")
+                .is_none_or(|a| i.is_pending_at(&now) == a)
+            && params
+                .get("role_uuid")
+                .is_none_or(|r| Id::parse(r) == Some(i.role_uuid))
+            && params
+                .get("role_name")
+                .is_none_or(|n| roles.get(&i.role_uuid).is_some_and(|r| r.name == n))
+            && params
+                .get("scope_type")
+                .is_none_or(|t| t == i.scope_type.as_str())
+            && params.get("scope").is_none_or(|s| {
+                Id::from_reference(s, i.scope_type.as_str()).or_else(|| last_path_id(s)) == Some(i.scope_uuid)
+            })
+    });
+    found.sort_by(|a, b| b.created.cmp(&a.created));
+    if ordering.first().is_some_and(|(_, descending)| !descending) {
+        found.reverse();
+    }
+    let page = page::paginate(found, &page_request)?;
+    let names = Names::load(
+        ctx,
+        page.items
+            .iter()
+            .map(|i| (i.scope_type, i.scope_uuid, i.customer_uuid)),
+    )
+    .await?;
+    Ok(http::page(
+        request,
+        page.map(|i| invitation_json(request, &i, roles, &names, &now)),
+    ))
+}
+
+/// The uuid that ends an API URL, whatever its collection.
+fn last_path_id(url: &str) -> Option<Id> {
+    url.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)
+}
+
+async fn find_invitation(ctx: &Context, uuid: &str) -> Result<Invitation> {
+    let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(INVITATION))?;
+    invitations::get(&ctx.store, &uuid)
+        .await?
+        .ok_or_else(|| Error::not_found(INVITATION))
+}
+
+/// Any authenticated user may read an invitation by its uuid (it is what they are given).
+async fn retrieve_invitation(ctx: &Context, request: &ApiRequest, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
+    let names = Names::load(
+        ctx,
+        [(
+            invitation.scope_type,
+            invitation.scope_uuid,
+            invitation.customer_uuid,
+        )],
+    )
+    .await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &invitation_json(request, &invitation, &roles, &names, &now),
+    ))
+}
+
+async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (invitation, access) = tokio::try_join!(
+        find_invitation(ctx, uuid),
+        Access::load(&ctx.store, &ctx.roles, user, &now)
+    )?;
+    let scope = scope_ref_of(
+        invitation.scope_type,
+        invitation.scope_uuid,
+        invitation.customer_uuid,
+    );
+    if !access.manages(&scope) {
+        return Err(Error::PermissionDenied);
+    }
+    if !invitation.is_pending_at(&now) {
+        return Err(Error::rejected("Only pending invitation can be canceled."));
+    }
+    invitations::cancel(&ctx.store, user, &invitation, &now).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"detail": "Invitation has been successfully canceled."}),
+    ))
+}
+
+async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
+    let submitted = invitations::submit(&ctx.store, &roles, user, &invitation, &now).await?;
+    let names = Names::load(
+        ctx,
+        [(
+            invitation.scope_type,
+            invitation.scope_uuid,
+            invitation.customer_uuid,
+        )],
+    )
+    .await?;
+    let request = &submitted.request;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "uuid": request.uuid,
+            "scope_name": names.scope_name(invitation.scope_type, &invitation.scope_uuid),
+            "scope_uuid": invitation.scope_uuid,
+            "scope_type": invitation.scope_type.as_str(),
+            "auto_approved": submitted.auto_approved,
+            "project_uuid": request.project_uuid,
+            "project_created": submitted.auto_approved.then_some(submitted.project_created),
+        }),
+    ))
+}
+
+fn invitation_json(
+    request: &ApiRequest,
+    i: &Invitation,
+    roles: &RoleSet,
+    names: &Names,
+    now: &Timestamp,
+) -> Value {
+    let role = roles.get(&i.role_uuid);
+    json!({
+        "scope_uuid": i.scope_uuid,
+        "scope_name": names.scope_name(i.scope_type, &i.scope_uuid),
+        "scope_description": names.scope_description(i.scope_type, &i.scope_uuid),
+        "scope_type": i.scope_type.as_str(),
+        "scope_image": null,
+        "customer_uuid": i.customer_uuid,
+        "customer_name": names.customers.get(&i.customer_uuid).map(|c| c.name.as_str()),
+        "role_name": role.map(|r| r.name.as_str()),
+        "role_description": role.map(|r| r.description.as_str()),
+        "created_by_full_name": i.created_by_full_name,
+        "created_by_username": i.created_by_username,
+        "created_by_image": null,
+        "url": request.url(&format!("/api/user-group-invitations/{}/", i.uuid)),
+        "uuid": i.uuid,
+        "role": i.role_uuid,
+        "project_role": i.project_role_uuid,
+        "created": time::wire_stored(&i.created),
+        "expires": time::wire(&i.expires()),
+        "is_active": i.is_pending_at(now),
+        "auto_approve": i.auto_approve,
+        "auto_create_project": i.auto_create_project,
+        "project_name_template": i.project_name_template,
+        "custom_text": i.custom_text,
+        "allow_multiple_requests": i.allow_multiple_requests,
+    })
+}
+
+/// Names of the customers and projects a page mentions, read in two batches.
+struct Names {
+    customers: HashMap<Id, Customer>,
+    projects: HashMap<Id, Project>,
+}
+
+impl Names {
+    async fn load(ctx: &Context, scopes_of: impl IntoIterator<Item = (ContentType, Id, Id)>) -> Result<Self> {
+        let (mut customer_ids, mut project_ids) = (Vec::new(), Vec::new());
+        for (scope_type, scope, customer) in scopes_of {
+            customer_ids.push(customer);
+            if scope_type == ContentType::Project {
+                project_ids.push(scope);
+            }
+        }
+        let (customers, projects) = tokio::try_join!(
+            scopes::customers_by_id(&ctx.store, &customer_ids),
+            scopes::projects_by_id(&ctx.store, &project_ids)
+        )?;
+        Ok(Names {
+            customers: customers.into_iter().map(|c| (c.uuid, c)).collect(),
+            projects: projects.into_iter().map(|p| (p.uuid, p)).collect(),
+        })
+    }
+
+    fn scope_name(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
+        match scope_type {
+            ContentType::Customer => self.customers.get(uuid).map(|c| c.name.as_str()),
+            _ => self.projects.get(uuid).map(|p| p.name.as_str()),
+        }
+    }
+
+    fn scope_description(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
+        match scope_type {
+            ContentType::Customer => self.customers.get(uuid).map(|c| c.description.as_str()),
+            _ => self.projects.get(uuid).map(|p| p.description.as_str()),
+        }
+    }
+}
+
+// --- permission requests --------------------------------------------------------------------
+
+/// Requests the caller sees: their own, and those of scopes they manage; all for staff and
+/// support.
+async fn visible_requests(ctx: &Context, access: &Access) -> Result<Vec<PermissionRequest>> {
+    if access.sees_everything() {
+        return invitations::all_requests(&ctx.store).await;
+    }
+    let mut found = invitations::requests_of_user(&ctx.store, &access.user.uuid).await?;
+    for customer in access.connected_customers() {
+        for request in invitations::requests_of_customer(&ctx.store, &customer).await? {
+            let scope = scope_ref_of(request.scope_type, request.scope_uuid, request.customer_uuid);
+            if access.manages(&scope) && request.created_by != access.user.uuid {
+                found.push(request);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn can_see_request(access: &Access, request: &PermissionRequest) -> bool {
+    let scope = scope_ref_of(request.scope_type, request.scope_uuid, request.customer_uuid);
+    access.sees_everything() || request.created_by == access.user.uuid || access.manages(&scope)
+}
+
+async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let ordering = request.params.ordering(&["created", "state"])?;
+    let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
+    let params = &request.params;
+    let states = params.get_all("state");
+    let mut found: Vec<PermissionRequest> = visible_requests(ctx, &access)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            params
+                .get("created_by")
+                .is_none_or(|u| Id::parse(u) == Some(r.created_by))
+                && params
+                    .get("customer_uuid")
+                    .is_none_or(|c| Id::parse(c) == Some(r.customer_uuid))
+                && params
+                    .get("invitation")
+                    .is_none_or(|i| Id::parse(i).or_else(|| last_path_id(i)) == Some(r.invitation_uuid))
+                && params
+                    .get("scope")
+                    .is_none_or(|s| Id::parse(s).or_else(|| last_path_id(s)) == Some(r.scope_uuid))
+                && (states.is_empty() || states.contains(&r.state.as_str()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.created.cmp(&a.created));
+    for (field, descending) in ordering.iter().rev() {
+        found.sort_by(|a, b| {
+            let order = match field.as_str() {
+                "state" => a.state.as_str().cmp(b.state.as_str()),
+                _ => a.created.cmp(&b.created),
+            };
+            if *descending { order.reverse() } else { order }
+        });
+    }
+    let page = page::paginate(found, &page_request)?;
+    let invitation_ids: Vec<Id> = page.items.iter().map(|r| r.invitation_uuid).collect();
+    let templates = templates_of(ctx, &invitation_ids).await?;
+    let names = Names::load(
+        ctx,
+        page.items
+            .iter()
+            .map(|r| (r.scope_type, r.scope_uuid, r.customer_uuid)),
+    )
+    .await?;
+    let roles = access.roles();
+    Ok(http::page(
+        request,
+        page.map(|r| request_json(request, &r, roles, &names, &templates)),
+    ))
+}
+
+async fn templates_of(ctx: &Context, invitations: &[Id]) -> Result<HashMap<Id, Option<String>>> {
+    let mut templates = HashMap::new();
+    for uuid in invitations {
+        if !templates.contains_key(uuid) {
+            let template = invitations::get(&ctx.store, uuid)
+                .await?
+                .and_then(|i| i.project_name_template);
+            templates.insert(*uuid, template);
+        }
+    }
+    Ok(templates)
+}
+
+async fn find_request(ctx: &Context, access: &Access, uuid: &str) -> Result<PermissionRequest> {
+    let not_found = || Error::not_found(REQUEST);
+    let uuid = Id::parse(uuid).ok_or_else(not_found)?;
+    invitations::get_request(&ctx.store, &uuid)
+        .await?
+        .filter(|r| can_see_request(access, r))
+        .ok_or_else(not_found)
+}
+
+async fn retrieve_request(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
+    let found = find_request(ctx, &access, uuid).await?;
+    let templates = templates_of(ctx, &[found.invitation_uuid]).await?;
+    let names = Names::load(ctx, [(found.scope_type, found.scope_uuid, found.customer_uuid)]).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &request_json(request, &found, access.roles(), &names, &templates),
+    ))
+}
+
+/// Approve or reject: invisible → 404; not pending → 409 (before the permission check, as in
+/// Waldur); not a manager of the scope, or the requester themself → 403; then the comment.
+async fn decide(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    uuid: &str,
+    approve: bool,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let found = find_request(ctx, &access, uuid).await?;
+    if found.state != State::Pending {
+        return Err(Error::Conflict(invitations::VALID_STATES_PENDING.into()));
+    }
+    let scope = scope_ref_of(found.scope_type, found.scope_uuid, found.customer_uuid);
+    if !access.manages(&scope) || found.created_by == user.uuid {
+        return Err(Error::PermissionDenied);
+    }
+    let body = request.json()?;
+    let empty = Map::new();
+    let object = validate::object(body.as_ref(), &empty)?;
+    let mut errors = FieldErrors::default();
+    let comment = validate::string(object, "comment", 2000, false, false, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    if approve {
+        invitations::approve(&ctx.store, access.roles(), user, &found, comment, &now).await?;
+    } else {
+        invitations::reject(&ctx.store, user, &found, comment, &now).await?;
+    }
+    Ok(http::empty(StatusCode::OK))
+}
+
+async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let found = find_request(ctx, &access, uuid).await?;
+    if found.created_by != user.uuid && !user.is_staff {
+        return Err(Error::PermissionDenied);
+    }
+    invitations::cancel_request(&ctx.store, user, &found, &now).await?;
+    let names = Names::load(ctx, [(found.scope_type, found.scope_uuid, found.customer_uuid)]).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "uuid": found.uuid,
+            "scope_name": names.scope_name(found.scope_type, &found.scope_uuid),
+            "scope_uuid": found.scope_uuid,
+        }),
+    ))
+}
+
+fn request_json(
+    request: &ApiRequest,
+    r: &PermissionRequest,
+    roles: &RoleSet,
+    names: &Names,
+    templates: &HashMap<Id, Option<String>>,
+) -> Value {
+    let role = roles.get(&r.role_uuid);
+    json!({
+        "url": request.url(&format!("/api/user-permission-requests/{}/", r.uuid)),
+        "uuid": r.uuid,
+        "invitation": request.url(&format!("/api/user-group-invitations/{}/", r.invitation_uuid)),
+        "state": r.state.as_str(),
+        "created": time::wire_stored(&r.created),
+        "created_by_full_name": r.created_by_full_name,
+        "created_by_username": r.created_by_username,
+        "created_by_email": r.created_by_email,
+        "reviewed_by_full_name": r.reviewed_by_full_name,
+        "reviewed_by_username": r.reviewed_by_username,
+        "reviewed_at": r.reviewed_at.as_deref().map(time::wire_stored),
+        "review_comment": r.review_comment,
+        "scope_uuid": r.scope_uuid,
+        "scope_name": names.scope_name(r.scope_type, &r.scope_uuid),
+        "scope_type": r.scope_type.as_str(),
+        "customer_uuid": r.customer_uuid,
+        "customer_name": names.customers.get(&r.customer_uuid).map(|c| c.name.as_str()),
+        "role_name": role.map(|x| x.name.as_str()),
+        "role_description": role.map(|x| x.description.as_str()),
+        "project_name_template": templates.get(&r.invitation_uuid).cloned().flatten(),
+        "project_uuid": r.project_uuid,
+    })
+}

@@ -1,0 +1,787 @@
+//! Group invitations (a reusable "join" offer of a role on a scope) and the permission requests
+//! users submit through them. Every transition is one conditional transaction: approving a
+//! request changes its state and makes the grant together, so two concurrent approvals give one
+//! grant and one 409.
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::auth::AuthUser;
+use crate::authz::RoleSet;
+use crate::error::{Error, Result};
+use crate::grants::{self, NewGrant};
+use crate::ids::Id;
+use crate::outbox;
+use crate::roles::{ContentType, Role};
+use crate::scopes::{self, Scope};
+use crate::store::{Expr, Store, Transaction, TxError, s};
+use crate::time::{self, Timestamp};
+use crate::users::{self, User};
+
+/// Invitations stop accepting requests four weeks after they were made.
+pub const LIFETIME: Duration = Duration::weeks(4);
+pub const VALID_STATES_PENDING: &str = "Valid states for operation: pending.";
+const TEMPLATE_PLACEHOLDERS: [&str; 3] = ["email", "full_name", "username"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub uuid: Id,
+    pub scope_type: ContentType,
+    pub scope_uuid: Id,
+    pub customer_uuid: Id,
+    pub role_uuid: Id,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_role_uuid: Option<Id>,
+    #[serde(default)]
+    pub auto_approve: bool,
+    #[serde(default)]
+    pub auto_create_project: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name_template: Option<String>,
+    #[serde(default)]
+    pub custom_text: String,
+    #[serde(default)]
+    pub allow_multiple_requests: bool,
+    pub created: String,
+    pub created_by: Id,
+    #[serde(default)]
+    pub created_by_username: String,
+    #[serde(default)]
+    pub created_by_full_name: String,
+    pub is_active: bool,
+}
+
+impl Invitation {
+    pub fn expires(&self) -> Timestamp {
+        time::parse_stored(&self.created).unwrap_or_default() + LIFETIME
+    }
+
+    /// Active and not expired: an expired invitation is inactive.
+    pub fn is_pending_at(&self, now: &Timestamp) -> bool {
+        self.is_active && *now < self.expires()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Draft,
+    Pending,
+    Approved,
+    Rejected,
+    Canceled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Draft => "draft",
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Rejected => "rejected",
+            State::Canceled => "canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRequest {
+    pub uuid: Id,
+    pub invitation_uuid: Id,
+    pub state: State,
+    pub created: String,
+    pub created_by: Id,
+    pub created_by_username: String,
+    #[serde(default)]
+    pub created_by_full_name: String,
+    #[serde(default)]
+    pub created_by_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by_full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_comment: Option<String>,
+    pub scope_type: ContentType,
+    pub scope_uuid: Id,
+    pub customer_uuid: Id,
+    pub role_uuid: Id,
+    /// The project an approval created or reused (auto_create_project invitations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_uuid: Option<Id>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InvitationItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    of_customer: String,
+    #[serde(rename = "GSI1SK")]
+    of_customer_sort: String,
+    #[serde(rename = "GSI2PK")]
+    all: String,
+    #[serde(rename = "GSI2SK")]
+    all_sort: String,
+    entity: String,
+    #[serde(flatten)]
+    invitation: Invitation,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    of_customer: String,
+    #[serde(rename = "GSI1SK")]
+    of_customer_sort: String,
+    #[serde(rename = "GSI2PK")]
+    of_user: String,
+    #[serde(rename = "GSI2SK")]
+    of_user_sort: String,
+    #[serde(rename = "GSI3PK")]
+    all: String,
+    #[serde(rename = "GSI3SK")]
+    all_sort: String,
+    entity: String,
+    #[serde(flatten)]
+    request: PermissionRequest,
+}
+
+impl RequestItem {
+    fn new(request: &PermissionRequest) -> Self {
+        let sort = format!("{}#{}", request.created, request.uuid);
+        RequestItem {
+            pk: request_key(&request.uuid),
+            sk: "#META".into(),
+            of_customer: format!("CUSTOMER#{}#REQUESTS", request.customer_uuid),
+            of_customer_sort: sort.clone(),
+            of_user: format!("USER#{}#REQUESTS", request.created_by),
+            of_user_sort: sort.clone(),
+            all: "REQUESTS".into(),
+            all_sort: sort,
+            entity: "permission_request".into(),
+            request: request.clone(),
+        }
+    }
+}
+
+/// At most one open request per (invitation, user).
+#[derive(Serialize, Deserialize)]
+struct OpenRequestMarker {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    entity: String,
+    request_uuid: Id,
+}
+
+fn invitation_key(uuid: &Id) -> String {
+    format!("INVITATION#{uuid}")
+}
+
+fn request_key(uuid: &Id) -> String {
+    format!("REQUEST#{uuid}")
+}
+
+fn marker_sort(user: &Id) -> String {
+    format!("REQUEST#{user}")
+}
+
+/// Checks a project name template: only `{username}`, `{email}` and `{full_name}`.
+pub fn check_template(template: &str) -> Result<()> {
+    let mut unknown = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        if !TEMPLATE_PLACEHOLDERS.contains(&name) {
+            unknown.push(name.to_owned());
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::field(
+            "project_name_template",
+            format!(
+                "Invalid placeholders in template: {}. Allowed placeholders are: email, full_name, username",
+                unknown.join(", ")
+            ),
+        ))
+    }
+}
+
+/// The project name for a requester; the username when the template is empty.
+pub fn project_name(template: Option<&str>, user: &User) -> String {
+    let full_name = if user.full_name().is_empty() {
+        user.username.clone()
+    } else {
+        user.full_name()
+    };
+    let name = template
+        .unwrap_or_default()
+        .replace("{username}", &user.username)
+        .replace("{email}", &user.email)
+        .replace("{full_name}", &full_name);
+    if name.trim().is_empty() {
+        user.username.clone()
+    } else {
+        name.trim().to_owned()
+    }
+}
+
+pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
+    let sort = format!("{}#{}", invitation.created, invitation.uuid);
+    let item = InvitationItem {
+        pk: invitation_key(&invitation.uuid),
+        sk: "#META".into(),
+        of_customer: format!("CUSTOMER#{}#INVITATIONS", invitation.customer_uuid),
+        of_customer_sort: sort.clone(),
+        all: "INVITATIONS".into(),
+        all_sort: sort,
+        entity: "group_invitation".into(),
+        invitation: invitation.clone(),
+    };
+    let mut tx = store.transaction();
+    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    let event = Event {
+        event_type: "group_invitation_created",
+        subject: invitation_key(&invitation.uuid),
+        message: format!("Group invitation {} has been created.", invitation.uuid),
+        details: json!({"scope_type": invitation.scope_type.as_str(), "scope_uuid": invitation.scope_uuid}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    tx.commit().await.map_err(Error::from)
+}
+
+pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Invitation>> {
+    Ok(store
+        .get::<InvitationItem>(&invitation_key(uuid), "#META")
+        .await?
+        .map(|i| i.invitation))
+}
+
+pub async fn all(store: &Store) -> Result<Vec<Invitation>> {
+    let items: Vec<InvitationItem> = store.query_index("GSI2", "INVITATIONS").await?;
+    Ok(items.into_iter().map(|i| i.invitation).collect())
+}
+
+pub async fn of_customer(store: &Store, customer: &Id) -> Result<Vec<Invitation>> {
+    let items: Vec<InvitationItem> = store
+        .query_index("GSI1", &format!("CUSTOMER#{customer}#INVITATIONS"))
+        .await?;
+    Ok(items.into_iter().map(|i| i.invitation).collect())
+}
+
+pub async fn cancel(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
+    let mut tx = store.transaction();
+    tx.update(
+        &invitation_key(&invitation.uuid),
+        "#META",
+        Expr::new("SET is_active = :no").value(":no", crate::store::b(false)),
+        Some(Expr::new("is_active = :yes").value(":yes", crate::store::b(true))),
+    )?;
+    let event = Event {
+        event_type: "group_invitation_canceled",
+        subject: invitation_key(&invitation.uuid),
+        message: format!("Group invitation {} has been canceled.", invitation.uuid),
+        details: json!({}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(0)) => Err(Error::rejected("Only pending invitation can be canceled.")),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn get_request(store: &Store, uuid: &Id) -> Result<Option<PermissionRequest>> {
+    Ok(store
+        .get::<RequestItem>(&request_key(uuid), "#META")
+        .await?
+        .map(|i| i.request))
+}
+
+pub async fn all_requests(store: &Store) -> Result<Vec<PermissionRequest>> {
+    let items: Vec<RequestItem> = store.query_index("GSI3", "REQUESTS").await?;
+    Ok(items.into_iter().map(|i| i.request).collect())
+}
+
+pub async fn requests_of_customer(store: &Store, customer: &Id) -> Result<Vec<PermissionRequest>> {
+    let items: Vec<RequestItem> = store
+        .query_index("GSI1", &format!("CUSTOMER#{customer}#REQUESTS"))
+        .await?;
+    Ok(items.into_iter().map(|i| i.request).collect())
+}
+
+pub async fn requests_of_user(store: &Store, user: &Id) -> Result<Vec<PermissionRequest>> {
+    let items: Vec<RequestItem> = store
+        .query_index("GSI2", &format!("USER#{user}#REQUESTS"))
+        .await?;
+    Ok(items.into_iter().map(|i| i.request).collect())
+}
+
+/// What an approval grants: the role on the invitation's scope, or (auto_create_project) the
+/// project role on the requester's project, made when missing.
+struct Approval {
+    scope: Scope,
+    role: Role,
+    requester: User,
+    /// The customer to create the planned project in, when it does not exist yet.
+    new_project: Option<scopes::Customer>,
+}
+
+async fn plan_approval(
+    store: &Store,
+    roles: &RoleSet,
+    invitation: &Invitation,
+    requester: User,
+    now: &Timestamp,
+) -> Result<Approval> {
+    let missing = |what: &str| Error::Conflict(format!("The invitation's {what} no longer exists."));
+    let role = roles
+        .get(&invitation.role_uuid)
+        .cloned()
+        .ok_or_else(|| missing("role"))?;
+    if !invitation.auto_create_project {
+        let scope = scopes::get_scope(store, invitation.scope_type, &invitation.scope_uuid)
+            .await?
+            .ok_or_else(|| missing("scope"))?;
+        return Ok(Approval {
+            scope,
+            role,
+            requester,
+            new_project: None,
+        });
+    }
+    let role = match invitation.project_role_uuid {
+        Some(uuid) => roles.get(&uuid).cloned().ok_or_else(|| missing("project role"))?,
+        None => role,
+    };
+    let customer = scopes::get_customer(store, &invitation.customer_uuid)
+        .await?
+        .ok_or_else(|| missing("customer"))?;
+    let name = project_name(invitation.project_name_template.as_deref(), &requester);
+    let existing = scopes::projects_of(store, &customer.uuid)
+        .await?
+        .into_iter()
+        .find(|p| p.name == name);
+    match existing {
+        Some(project) => Ok(Approval {
+            scope: Scope::Project(project),
+            role,
+            requester,
+            new_project: None,
+        }),
+        None => {
+            let planned = scopes::Project {
+                member_count: 1,
+                ..scopes::Project::new(&customer.uuid, &name, "", now)
+            };
+            Ok(Approval {
+                scope: Scope::Project(planned),
+                role,
+                requester,
+                new_project: Some(customer),
+            })
+        }
+    }
+}
+
+/// The request after a successful submission, and whether it was approved at once.
+pub struct Submitted {
+    pub request: PermissionRequest,
+    pub auto_approved: bool,
+    pub project_created: bool,
+}
+
+/// Submits a request through an invitation (state pending); with `auto_approve` it is
+/// approved at once, by the requester, in the same transaction.
+pub async fn submit(
+    store: &Store,
+    roles: &RoleSet,
+    requester: &AuthUser,
+    invitation: &Invitation,
+    now: &Timestamp,
+) -> Result<Submitted> {
+    if !invitation.is_pending_at(now) {
+        return Err(Error::rejected("Only pending invitation can be requested."));
+    }
+    let user = users::get(store, &requester.uuid)
+        .await?
+        .ok_or_else(|| Error::not_found("User"))?;
+    let mut request = PermissionRequest {
+        uuid: Id::new(),
+        invitation_uuid: invitation.uuid,
+        state: State::Pending,
+        created: time::storage(now),
+        created_by: user.uuid,
+        created_by_username: user.username.clone(),
+        created_by_full_name: user.full_name(),
+        created_by_email: user.email.clone(),
+        reviewed_by: None,
+        reviewed_by_username: None,
+        reviewed_by_full_name: None,
+        reviewed_at: None,
+        review_comment: None,
+        scope_type: invitation.scope_type,
+        scope_uuid: invitation.scope_uuid,
+        customer_uuid: invitation.customer_uuid,
+        role_uuid: invitation.role_uuid,
+        project_uuid: None,
+    };
+    let approval = if invitation.auto_approve {
+        Some(plan_approval(store, roles, invitation, user, now).await?)
+    } else {
+        None
+    };
+    if let Some(approval) = &approval {
+        mark_reviewed(&mut request, requester, None, now);
+        request.state = State::Approved;
+        request.project_uuid = project_of(approval);
+    }
+    let mut tx = store.transaction();
+    tx.put(
+        &RequestItem::new(&request),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    let marker = if invitation.allow_multiple_requests {
+        None
+    } else {
+        Some(tx.put(
+            &OpenRequestMarker {
+                pk: invitation_key(&invitation.uuid),
+                sk: marker_sort(&requester.uuid),
+                entity: "open_request".into(),
+                request_uuid: request.uuid,
+            },
+            Some(Expr::new("attribute_not_exists(PK)")),
+        )?)
+    };
+    let event = Event {
+        event_type: "permission_request_submitted",
+        subject: request_key(&request.uuid),
+        message: format!(
+            "User {} has requested a role through invitation {}.",
+            requester.username, invitation.uuid
+        ),
+        details: json!({"invitation_uuid": invitation.uuid, "scope_uuid": invitation.scope_uuid}),
+    };
+    audit::record(&mut tx, Some(requester), &event, now)?;
+    outbox::add(
+        &mut tx,
+        "permission_request_submitted",
+        &json!({"approvers_of": {"scope_type": invitation.scope_type.as_str(), "scope_uuid": invitation.scope_uuid}}),
+        &json!({"request_uuid": request.uuid, "requester": requester.username}),
+        now,
+    )?;
+    let grant = match &approval {
+        Some(approval) => Some(add_approval(&mut tx, approval, requester, now)?),
+        None => None,
+    };
+    match tx.commit().await {
+        Ok(()) => Ok(Submitted {
+            request,
+            auto_approved: approval.is_some(),
+            project_created: approval.as_ref().is_some_and(|a| a.new_project.is_some()),
+        }),
+        Err(TxError::ConditionFailed(i)) if Some(i) == marker => {
+            Err(Error::rejected("Request has been created already."))
+        }
+        Err(TxError::ConditionFailed(i)) if grant.as_ref().is_some_and(|g| i == g.user_side) => {
+            Err(Error::rejected("User already has this role in the scope."))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn project_of(approval: &Approval) -> Option<Id> {
+    match &approval.scope {
+        Scope::Project(project)
+            if approval.new_project.is_some() || approval.role.content_type == ContentType::Project =>
+        {
+            Some(project.uuid)
+        }
+        _ => None,
+    }
+}
+
+fn mark_reviewed(
+    request: &mut PermissionRequest,
+    reviewer: &AuthUser,
+    comment: Option<String>,
+    now: &Timestamp,
+) {
+    request.reviewed_by = Some(reviewer.uuid);
+    request.reviewed_by_username = Some(reviewer.username.clone());
+    request.reviewed_by_full_name = Some(reviewer.full_name.clone());
+    request.reviewed_at = Some(time::storage(now));
+    request.review_comment = comment;
+}
+
+/// Adds the grant of an approval (and the project it needs, if new) to a transaction.
+fn add_approval(
+    tx: &mut Transaction<'_>,
+    approval: &Approval,
+    reviewer: &AuthUser,
+    now: &Timestamp,
+) -> Result<grants::GrantActions> {
+    if let (Some(customer), Scope::Project(project)) = (&approval.new_project, &approval.scope) {
+        scopes::add_project(tx, Some(reviewer), customer, project, now)?;
+    }
+    let new = NewGrant {
+        scope: &approval.scope,
+        user: &approval.requester,
+        role: &approval.role,
+        expiration_time: None,
+        granted_by: Some(reviewer),
+    };
+    grants::add_grant(tx, &new, approval.new_project.is_some(), now)
+}
+
+/// Approves a pending request: the state change and the grant in one transaction. A requester
+/// who meanwhile holds the role already is approved without a second grant.
+pub async fn approve(
+    store: &Store,
+    roles: &RoleSet,
+    reviewer: &AuthUser,
+    request: &PermissionRequest,
+    comment: Option<String>,
+    now: &Timestamp,
+) -> Result<PermissionRequest> {
+    let invitation = get(store, &request.invitation_uuid)
+        .await?
+        .ok_or_else(|| Error::Conflict("The invitation no longer exists.".into()))?;
+    let requester = users::get(store, &request.created_by)
+        .await?
+        .ok_or_else(|| Error::not_found("User"))?;
+    let approval = plan_approval(store, roles, &invitation, requester, now).await?;
+    let mut reviewed = request.clone();
+    mark_reviewed(&mut reviewed, reviewer, comment, now);
+    reviewed.state = State::Approved;
+    reviewed.project_uuid = project_of(&approval);
+    for with_grant in [true, false] {
+        let mut tx = store.transaction();
+        tx.update(
+            &request_key(&request.uuid),
+            "#META",
+            review_update(&reviewed),
+            Some(
+                Expr::new("#state = :pending")
+                    .name("#state", "state")
+                    .value(":pending", s("pending")),
+            ),
+        )?;
+        let grant = if with_grant {
+            Some(add_approval(&mut tx, &approval, reviewer, now)?)
+        } else {
+            None
+        };
+        record_decision(&mut tx, reviewer, &reviewed, now)?;
+        match tx.commit().await {
+            Ok(()) => return Ok(reviewed),
+            Err(TxError::ConditionFailed(0)) => return Err(Error::Conflict(VALID_STATES_PENDING.into())),
+            Err(TxError::ConditionFailed(i)) if grant.as_ref().is_some_and(|g| i == g.user_side) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(Error::Conflict(VALID_STATES_PENDING.into()))
+}
+
+fn review_update(reviewed: &PermissionRequest) -> Expr {
+    let mut expr = Expr::new(
+        "SET #state = :state, reviewed_by = :by, reviewed_by_username = :by_username, \
+         reviewed_by_full_name = :by_full_name, reviewed_at = :at, review_comment = :comment, \
+         project_uuid = :project",
+    )
+    .name("#state", "state")
+    .value(":state", s(reviewed.state.as_str()))
+    .value(
+        ":by",
+        s(reviewed.reviewed_by.map(|u| u.to_string()).unwrap_or_default()),
+    )
+    .value(
+        ":by_username",
+        s(reviewed.reviewed_by_username.clone().unwrap_or_default()),
+    )
+    .value(
+        ":by_full_name",
+        s(reviewed.reviewed_by_full_name.clone().unwrap_or_default()),
+    )
+    .value(":at", s(reviewed.reviewed_at.clone().unwrap_or_default()));
+    expr = match &reviewed.review_comment {
+        Some(comment) => expr.value(":comment", s(comment.as_str())),
+        None => expr.value(":comment", aws_sdk_dynamodb::types::AttributeValue::Null(true)),
+    };
+    match reviewed.project_uuid {
+        Some(project) => expr.value(":project", s(project.to_string())),
+        None => expr.value(":project", aws_sdk_dynamodb::types::AttributeValue::Null(true)),
+    }
+}
+
+fn record_decision(
+    tx: &mut Transaction<'_>,
+    reviewer: &AuthUser,
+    request: &PermissionRequest,
+    now: &Timestamp,
+) -> Result<()> {
+    let event = Event {
+        event_type: if request.state == State::Approved {
+            "permission_request_approved"
+        } else {
+            "permission_request_rejected"
+        },
+        subject: request_key(&request.uuid),
+        message: format!(
+            "Permission request {} has been {}.",
+            request.uuid,
+            request.state.as_str()
+        ),
+        details: json!({"requester": request.created_by, "comment": request.review_comment}),
+    };
+    audit::record(tx, Some(reviewer), &event, now)?;
+    outbox::add(
+        tx,
+        "permission_request_decided",
+        &json!({"user": request.created_by, "email": request.created_by_email}),
+        &json!({"request_uuid": request.uuid, "state": request.state.as_str()}),
+        now,
+    )?;
+    Ok(())
+}
+
+/// Rejects a pending request; the requester may ask again.
+pub async fn reject(
+    store: &Store,
+    reviewer: &AuthUser,
+    request: &PermissionRequest,
+    comment: Option<String>,
+    now: &Timestamp,
+) -> Result<PermissionRequest> {
+    let mut reviewed = request.clone();
+    mark_reviewed(&mut reviewed, reviewer, comment, now);
+    reviewed.state = State::Rejected;
+    let mut tx = store.transaction();
+    tx.update(
+        &request_key(&request.uuid),
+        "#META",
+        review_update(&reviewed),
+        Some(
+            Expr::new("#state = :pending")
+                .name("#state", "state")
+                .value(":pending", s("pending")),
+        ),
+    )?;
+    delete_marker(&mut tx, request)?;
+    record_decision(&mut tx, reviewer, &reviewed, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(reviewed),
+        Err(TxError::ConditionFailed(0)) => Err(Error::Conflict(VALID_STATES_PENDING.into())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Cancels a pending or draft request; the requester may ask again.
+pub async fn cancel_request(
+    store: &Store,
+    actor: &AuthUser,
+    request: &PermissionRequest,
+    now: &Timestamp,
+) -> Result<()> {
+    let mut tx = store.transaction();
+    tx.update(
+        &request_key(&request.uuid),
+        "#META",
+        Expr::new("SET #state = :canceled")
+            .name("#state", "state")
+            .value(":canceled", s("canceled")),
+        Some(
+            Expr::new("#state IN (:pending, :draft)")
+                .name("#state", "state")
+                .value(":pending", s("pending"))
+                .value(":draft", s("draft")),
+        ),
+    )?;
+    delete_marker(&mut tx, request)?;
+    let event = Event {
+        event_type: "permission_request_canceled",
+        subject: request_key(&request.uuid),
+        message: format!("Permission request {} has been canceled.", request.uuid),
+        details: json!({}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(0)) => {
+            Err(Error::rejected("Only pending or draft requests can be canceled."))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Frees the (invitation, user) slot, but only if it is this request's.
+fn delete_marker(tx: &mut Transaction<'_>, request: &PermissionRequest) -> Result<usize> {
+    tx.delete(
+        &invitation_key(&request.invitation_uuid),
+        &marker_sort(&request.created_by),
+        Some(
+            Expr::new("attribute_not_exists(PK) OR request_uuid = :request")
+                .value(":request", s(request.uuid.to_string())),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_allow_three_placeholders() {
+        assert!(check_template("{username}-{email}-{full_name}").is_ok());
+        assert!(check_template("plain").is_ok());
+        let err = check_template("{username} {org}").unwrap_err();
+        assert_eq!(
+            err,
+            Error::field(
+                "project_name_template",
+                "Invalid placeholders in template: org. Allowed placeholders are: email, full_name, username"
+            )
+        );
+        let user = User {
+            uuid: Id::new(),
+            pk: 1,
+            username: "bob".into(),
+            email: "bob@example.com".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            native_name: String::new(),
+            is_staff: false,
+            is_support: false,
+            is_active: true,
+            date_joined: String::new(),
+            token_hash: None,
+            password_hash: None,
+        };
+        assert_eq!(
+            project_name(Some("{full_name}'s lab ({email})"), &user),
+            "bob's lab (bob@example.com)"
+        );
+        assert_eq!(project_name(None, &user), "bob");
+    }
+}
