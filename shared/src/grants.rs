@@ -584,3 +584,37 @@ pub fn sort_members(members: &mut [Member], ordering: &[(String, bool)], role_na
         });
     }
 }
+
+/// One page of grants whose expiration time has passed (the sweeper's scan).
+pub async fn expired_page(
+    store: &Store,
+    now: &Timestamp,
+    start: Option<Item>,
+) -> Result<(Vec<Grant>, Option<Item>)> {
+    let below = time::storage(now);
+    let (items, next) = store
+        .index_page::<UserSideItem>("GSI1", "GRANT_EXPIRY", Some(&below), 100, start)
+        .await?;
+    Ok((items.into_iter().map(|i| i.grant).collect(), next))
+}
+
+/// Revokes an expired grant on behalf of nobody (the sweeper); the audit event says why.
+pub async fn expire(store: &Store, grant: &Grant, now: &Timestamp) -> Result<bool> {
+    let (scope, user, role) = tokio::try_join!(
+        scopes::get_scope(store, grant.scope_type, &grant.scope_uuid),
+        crate::users::get(store, &grant.user_uuid),
+        roles::find(store, &grant.role_uuid)
+    )?;
+    let (Some(scope), Some(user), Some(role)) = (scope, user, role) else {
+        return Ok(false);
+    };
+    let new = NewGrant {
+        scope: &scope,
+        user: &user,
+        role: &role,
+        expiration_time: None,
+        granted_by: None,
+    };
+    revoke(store, grant, &new, now).await?;
+    Ok(true)
+}

@@ -33,6 +33,10 @@ pub struct Customer {
     pub member_count: i64,
     #[serde(default)]
     pub project_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_review_uuid: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_review_closed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +49,10 @@ pub struct Project {
     pub created: String,
     #[serde(default)]
     pub member_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_review_uuid: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_review_closed: Option<String>,
 }
 
 /// A scope a role can be granted on, as far as grants are concerned.
@@ -229,6 +237,28 @@ pub async fn projects_of(store: &Store, customer: &Id) -> Result<Vec<Project>> {
     Ok(items.into_iter().map(|i| i.project).collect())
 }
 
+/// One page of all customers, for scans that must not hold them all (the scheduler).
+pub async fn customers_page(
+    store: &Store,
+    start: Option<crate::store::Item>,
+) -> Result<(Vec<Customer>, Option<crate::store::Item>)> {
+    let (items, next) = store
+        .index_page::<CustomerItem>("GSI1", "CUSTOMERS", None, 100, start)
+        .await?;
+    Ok((items.into_iter().map(|i| i.customer).collect(), next))
+}
+
+/// One page of all projects.
+pub async fn projects_page(
+    store: &Store,
+    start: Option<crate::store::Item>,
+) -> Result<(Vec<Project>, Option<crate::store::Item>)> {
+    let (items, next) = store
+        .index_page::<ProjectItem>("GSI2", "PROJECTS", None, 100, start)
+        .await?;
+    Ok((items.into_iter().map(|i| i.project).collect(), next))
+}
+
 pub async fn customers_by_id(store: &Store, uuids: &[Id]) -> Result<Vec<Customer>> {
     let keys: Vec<(String, String)> = uuids
         .iter()
@@ -272,6 +302,8 @@ pub async fn create_customer(
         created: time::storage(now),
         member_count: 0,
         project_count: 0,
+        pending_review_uuid: None,
+        last_review_closed: None,
     };
     let pk = partition(ContentType::Customer, &customer.uuid);
     let item = CustomerItem {
@@ -402,6 +434,8 @@ impl Project {
             customer_uuid: *customer,
             created: time::storage(now),
             member_count: 0,
+            pending_review_uuid: None,
+            last_review_closed: None,
         }
     }
 }

@@ -107,6 +107,41 @@ impl Store {
         all_pages(query).await
     }
 
+    /// One page of an index partition, from `start`; the key to continue from, if any.
+    pub async fn index_page<T: DeserializeOwned>(
+        &self,
+        index: &str,
+        pk: &str,
+        sk_below: Option<&str>,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<T>, Option<Item>)> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(index)
+            .expression_attribute_names("#pk", format!("{index}PK"))
+            .expression_attribute_values(":pk", s(pk))
+            .limit(limit)
+            .set_exclusive_start_key(start);
+        query = match sk_below {
+            Some(below) => query
+                .key_condition_expression("#pk = :pk AND #sk < :below")
+                .expression_attribute_names("#sk", format!("{index}SK"))
+                .expression_attribute_values(":below", s(below)),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let output = query.send().await.map_err(sdk_error)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(decode)
+            .collect::<Result<_>>()?;
+        Ok((items, output.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
     /// The items with these keys that exist, in no particular order: BatchGetItem in chunks of
     /// 100, retrying what DynamoDB leaves unprocessed.
     pub async fn batch_get<T: DeserializeOwned>(&self, keys: &[(String, String)]) -> Result<Vec<T>> {

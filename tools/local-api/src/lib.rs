@@ -160,6 +160,7 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
         Some("users") => Box::pin(users_function::handle(ctx, request)).await,
         Some("permissions") => Box::pin(permissions_function::handle(ctx, request)).await,
         Some("invitations") => Box::pin(invitations_function::handle(ctx, request)).await,
+        Some("reviews") => Box::pin(reviews_function::handle(ctx, request)).await,
         Some(other) => gateway_answer(
             500,
             &format!("function {other} is not linked into the local runner"),

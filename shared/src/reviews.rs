@@ -1,0 +1,254 @@
+//! Permission reviews of customers and projects: a periodic "are these still the right people?"
+//! that the scheduler opens and an owner (or staff) closes. A scope has at most one pending
+//! review, kept as `pending_review_uuid` on the scope item, so opening is idempotent.
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, Event};
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::ids::Id;
+use crate::outbox;
+use crate::roles::ContentType;
+use crate::scopes::{self, Scope};
+use crate::store::{Expr, Store, TxError, b, s};
+use crate::time::{self, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub uuid: Id,
+    pub scope_type: ContentType,
+    pub scope_uuid: Id,
+    pub customer_uuid: Id,
+    pub is_pending: bool,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_uuid: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reminded: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReviewItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "GSI1PK")]
+    of_scope: String,
+    #[serde(rename = "GSI1SK")]
+    of_scope_sort: String,
+    #[serde(rename = "GSI2PK")]
+    all: String,
+    #[serde(rename = "GSI2SK")]
+    all_sort: String,
+    #[serde(rename = "GSI3PK", default, skip_serializing_if = "Option::is_none")]
+    pending: Option<String>,
+    #[serde(rename = "GSI3SK", default, skip_serializing_if = "Option::is_none")]
+    pending_sort: Option<String>,
+    entity: String,
+    #[serde(flatten)]
+    review: Review,
+}
+
+fn review_key(uuid: &Id) -> String {
+    format!("REVIEW#{uuid}")
+}
+
+fn type_name(scope_type: ContentType) -> String {
+    scope_type.as_str().to_ascii_uppercase()
+}
+
+pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Review>> {
+    Ok(store
+        .get::<ReviewItem>(&review_key(uuid), "#META")
+        .await?
+        .map(|i| i.review))
+}
+
+/// All reviews of one scope type (staff and support).
+pub async fn all(store: &Store, scope_type: ContentType) -> Result<Vec<Review>> {
+    let items: Vec<ReviewItem> = store
+        .query_index("GSI2", &format!("{}_REVIEWS", type_name(scope_type)))
+        .await?;
+    Ok(items.into_iter().map(|i| i.review).collect())
+}
+
+pub async fn of_scope(store: &Store, scope_type: ContentType, scope: &Id) -> Result<Vec<Review>> {
+    let items: Vec<ReviewItem> = store
+        .query_index("GSI1", &format!("{}#{scope}#REVIEWS", type_name(scope_type)))
+        .await?;
+    Ok(items.into_iter().map(|i| i.review).collect())
+}
+
+/// Pending reviews of every scope, oldest first (the reminder pass).
+pub async fn pending(store: &Store) -> Result<Vec<Review>> {
+    let items: Vec<ReviewItem> = store.query_index("GSI3", "PENDING_REVIEWS").await?;
+    Ok(items.into_iter().map(|i| i.review).collect())
+}
+
+/// Opens a review of a scope that has none pending and none closed since `not_closed_since`.
+/// Both conditions are checked on the scope item in the same transaction, so two schedulers
+/// running at once open one review. `Ok(None)` when the scope does not qualify.
+pub async fn open(
+    store: &Store,
+    scope: &Scope,
+    not_closed_since: &Timestamp,
+    now: &Timestamp,
+) -> Result<Option<Review>> {
+    let review = Review {
+        uuid: Id::new(),
+        scope_type: scope.content_type(),
+        scope_uuid: scope.uuid(),
+        customer_uuid: scope.customer_uuid(),
+        is_pending: true,
+        created: time::storage(now),
+        closed: None,
+        reviewer_uuid: None,
+        reviewer_full_name: None,
+        last_reminded: None,
+    };
+    let sort = format!("{}#{}", review.created, review.uuid);
+    let item = ReviewItem {
+        pk: review_key(&review.uuid),
+        sk: "#META".into(),
+        of_scope: format!("{}#{}#REVIEWS", type_name(review.scope_type), review.scope_uuid),
+        of_scope_sort: sort.clone(),
+        all: format!("{}_REVIEWS", type_name(review.scope_type)),
+        all_sort: sort.clone(),
+        pending: Some("PENDING_REVIEWS".into()),
+        pending_sort: Some(sort),
+        entity: "permission_review".into(),
+        review: review.clone(),
+    };
+    let mut tx = store.transaction();
+    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    tx.update(
+        &scope.partition(),
+        "#META",
+        Expr::new("SET pending_review_uuid = :review").value(":review", s(review.uuid.to_string())),
+        Some(
+            Expr::new(
+                "attribute_exists(PK) AND attribute_not_exists(pending_review_uuid) \
+                 AND (attribute_not_exists(last_review_closed) OR last_review_closed < :since)",
+            )
+            .value(":since", s(time::storage(not_closed_since))),
+        ),
+    )?;
+    let event = Event {
+        event_type: "permission_review_created",
+        subject: scope.partition(),
+        message: format!("A permission review of {} has been opened.", scope.name()),
+        details: json!({"review_uuid": review.uuid}),
+    };
+    audit::record(&mut tx, None, &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(Some(review)),
+        Err(TxError::ConditionFailed(1)) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Closes a pending review: the review and its scope's pointer change together.
+pub async fn close(store: &Store, reviewer: &AuthUser, review: &Review, now: &Timestamp) -> Result<Review> {
+    let closed = time::storage(now);
+    let mut tx = store.transaction();
+    tx.update(
+        &review_key(&review.uuid),
+        "#META",
+        Expr::new(
+            "SET is_pending = :no, closed = :closed, reviewer_uuid = :reviewer, reviewer_full_name = :name \
+             REMOVE GSI3PK, GSI3SK",
+        )
+        .value(":no", b(false))
+        .value(":closed", s(closed.as_str()))
+        .value(":reviewer", s(reviewer.uuid.to_string()))
+        .value(":name", s(reviewer.full_name.as_str())),
+        Some(Expr::new("is_pending = :yes").value(":yes", b(true))),
+    )?;
+    tx.update(
+        &scopes::partition(review.scope_type, &review.scope_uuid),
+        "#META",
+        Expr::new("SET last_review_closed = :closed REMOVE pending_review_uuid")
+            .value(":closed", s(closed.as_str())),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let event = Event {
+        event_type: "permission_review_closed",
+        subject: scopes::partition(review.scope_type, &review.scope_uuid),
+        message: format!(
+            "Permission review {} has been closed by {}.",
+            review.uuid, reviewer.username
+        ),
+        details: json!({"review_uuid": review.uuid}),
+    };
+    audit::record(&mut tx, Some(reviewer), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(Review {
+            is_pending: false,
+            closed: Some(closed),
+            reviewer_uuid: Some(reviewer.uuid),
+            reviewer_full_name: Some(reviewer.full_name.clone()),
+            ..review.clone()
+        }),
+        Err(TxError::ConditionFailed(0)) => Err(Error::rejected("Review is already closed.")),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Reminds the scope's owners of a review pending since before `due`, at most once per
+/// interval: the condition on `last_reminded` makes a second run in the same interval a no-op.
+pub async fn remind(store: &Store, review: &Review, due: &Timestamp, now: &Timestamp) -> Result<bool> {
+    let mut tx = store.transaction();
+    tx.update(
+        &review_key(&review.uuid),
+        "#META",
+        Expr::new("SET last_reminded = :now").value(":now", s(time::storage(now))),
+        Some(
+            Expr::new("is_pending = :yes AND (attribute_not_exists(last_reminded) OR last_reminded < :due)")
+                .value(":yes", b(true))
+                .value(":due", s(time::storage(due))),
+        ),
+    )?;
+    let event = Event {
+        event_type: "permission_review_reminder",
+        subject: scopes::partition(review.scope_type, &review.scope_uuid),
+        message: format!("Permission review {} is still pending.", review.uuid),
+        details: json!({"review_uuid": review.uuid}),
+    };
+    audit::record(&mut tx, None, &event, now)?;
+    outbox::add(
+        &mut tx,
+        "permission_review_reminder",
+        &json!({"owners_of": {"scope_type": review.scope_type.as_str(), "scope_uuid": review.scope_uuid}}),
+        &json!({"review_uuid": review.uuid, "created": review.created}),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(true),
+        Err(TxError::ConditionFailed(0)) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// How often reviews happen and reminders go out.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub review_period: Duration,
+    pub reminder_interval: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            review_period: Duration::days(90),
+            reminder_interval: Duration::days(7),
+        }
+    }
+}
