@@ -491,16 +491,24 @@ pub async fn set_expiration(
     }
 }
 
-/// Revokes a grant: both items go, both counters drop, and the event records it.
-pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &Timestamp) -> Result<()> {
-    let same_grant = || {
-        Expr::new("#uuid = :uuid")
-            .name("#uuid", "uuid")
-            .value(":uuid", s(existing.uuid.to_string()))
-    };
-    let mut tx = store.transaction();
+/// Adds a revocation to a transaction: both items go (the first action, conditioned on this
+/// being the same grant), both counters drop, and the event records it.
+pub fn add_revoke(
+    tx: &mut Transaction<'_>,
+    existing: &Grant,
+    new: &NewGrant<'_>,
+    now: &Timestamp,
+) -> Result<usize> {
     let (pk, sk) = existing.user_key();
-    tx.delete(&pk, &sk, Some(same_grant()))?;
+    let first = tx.delete(
+        &pk,
+        &sk,
+        Some(
+            Expr::new("#uuid = :uuid")
+                .name("#uuid", "uuid")
+                .value(":uuid", s(existing.uuid.to_string())),
+        ),
+    )?;
     let (member_pk, member_sk) = existing.member_key();
     tx.delete(&member_pk, &member_sk, None)?;
     tx.update(
@@ -509,10 +517,18 @@ pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &T
         Expr::new("ADD member_count :minus").value(":minus", n(-1)),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
-    count_role(&mut tx, new.role, -1, false)?;
-    record(&mut tx, new.granted_by, "role_revoked", new, existing, now)?;
+    count_role(tx, new.role, -1, false)?;
+    record(tx, new.granted_by, "role_revoked", new, existing, now)?;
+    Ok(first)
+}
+
+/// Revokes a grant in a transaction of its own; revoking one already gone is a no-op.
+pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &Timestamp) -> Result<()> {
+    let mut tx = store.transaction();
+    let first = add_revoke(&mut tx, existing, new, now)?;
     match tx.commit().await {
-        Ok(()) | Err(TxError::ConditionFailed(0)) => Ok(()),
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(i)) if i == first => Ok(()),
         Err(err) => Err(err.into()),
     }
 }

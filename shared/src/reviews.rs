@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::audit::{self, Event};
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
+use crate::grants::{self, Grant, Member, NewGrant};
 use crate::ids::Id;
 use crate::outbox;
 use crate::roles::ContentType;
@@ -57,6 +58,107 @@ struct ReviewItem {
     review: Review,
 }
 
+/// A grant as it stood when the review opened, and what the reviewer decided about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(flatten)]
+    pub member: Member,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    entry: Entry,
+}
+
+fn entry_sort(grant: &Id) -> String {
+    format!("ENTRY#{grant}")
+}
+
+/// The active grants a review of `scope` covers: the scope's own and, for a customer, its
+/// projects'.
+async fn grants_under(store: &Store, scope: &Scope, now: &Timestamp) -> Result<Vec<Member>> {
+    let mut partitions = vec![(scope.content_type(), scope.uuid())];
+    if let Scope::Customer(customer) = scope {
+        for project in scopes::projects_of(store, &customer.uuid).await? {
+            partitions.push((ContentType::Project, project.uuid));
+        }
+    }
+    let mut members = Vec::new();
+    for (scope_type, uuid) in partitions {
+        if let Some((_, rows)) = grants::scope_with_members(store, scope_type, &uuid, None).await? {
+            members.extend(rows.into_iter().filter(|m| m.grant.is_active_at(now)));
+        }
+    }
+    Ok(members)
+}
+
+pub async fn entries(store: &Store, review: &Id) -> Result<Vec<Entry>> {
+    let items: Vec<EntryItem> = store.query_prefix(&review_key(review), "ENTRY#").await?;
+    Ok(items.into_iter().map(|i| i.entry).collect())
+}
+
+/// Revokes, from within a pending review, a grant it covers: the live grant (if it still
+/// exists) goes, and the decision is recorded on the review's entry, in one transaction.
+pub async fn revoke_entry(
+    store: &Store,
+    reviewer: &AuthUser,
+    review: &Review,
+    entry: &Entry,
+    live: Option<(&Grant, &NewGrant<'_>)>,
+    now: &Timestamp,
+) -> Result<Entry> {
+    let at = time::storage(now);
+    let mut tx = store.transaction();
+    tx.check(
+        &review_key(&review.uuid),
+        "#META",
+        Expr::new("is_pending = :yes").value(":yes", b(true)),
+    )?;
+    tx.update(
+        &review_key(&review.uuid),
+        &entry_sort(&entry.member.grant.uuid),
+        Expr::new("SET revoked_by = :by, revoked_by_username = :name, revoked_at = :at")
+            .value(":by", s(reviewer.uuid.to_string()))
+            .value(":name", s(reviewer.username.as_str()))
+            .value(":at", s(at.as_str())),
+        Some(Expr::new(
+            "attribute_exists(PK) AND attribute_not_exists(revoked_at)",
+        )),
+    )?;
+    let live_index = match live {
+        Some((grant, new)) => Some(grants::add_revoke(&mut tx, grant, new, now)?),
+        None => None,
+    };
+    match tx.commit().await {
+        Ok(()) => Ok(Entry {
+            revoked_by: Some(reviewer.uuid),
+            revoked_by_username: Some(reviewer.username.clone()),
+            revoked_at: Some(at),
+            ..entry.clone()
+        }),
+        Err(TxError::ConditionFailed(0)) => Err(Error::rejected("Review is already closed.")),
+        Err(TxError::ConditionFailed(1)) => Err(Error::rejected(
+            "This grant has been revoked in this review already.",
+        )),
+        Err(TxError::ConditionFailed(i)) if Some(i) == live_index => {
+            Err(Error::Conflict("The grant changed meanwhile. Retry.".into()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 fn review_key(uuid: &Id) -> String {
     format!("REVIEW#{uuid}")
 }
@@ -96,6 +198,10 @@ pub async fn pending(store: &Store) -> Result<Vec<Review>> {
 /// Opens a review of a scope that has none pending and none closed since `not_closed_since`.
 /// Both conditions are checked on the scope item in the same transaction, so two schedulers
 /// running at once open one review. `Ok(None)` when the scope does not qualify.
+///
+/// The grants under review are written first, under the new review's key, so that they are
+/// there when the review appears; should the review then not open, they are unreachable and
+/// harmless.
 pub async fn open(
     store: &Store,
     scope: &Scope,
@@ -114,6 +220,22 @@ pub async fn open(
         reviewer_full_name: None,
         last_reminded: None,
     };
+    let entries: Vec<EntryItem> = grants_under(store, scope, now)
+        .await?
+        .into_iter()
+        .map(|member| EntryItem {
+            pk: review_key(&review.uuid),
+            sk: entry_sort(&member.grant.uuid),
+            entity: "review_entry".into(),
+            entry: Entry {
+                member,
+                revoked_by: None,
+                revoked_by_username: None,
+                revoked_at: None,
+            },
+        })
+        .collect();
+    store.batch_put(&entries).await?;
     let sort = format!("{}#{}", review.created, review.uuid);
     let item = ReviewItem {
         pk: review_key(&review.uuid),

@@ -16,8 +16,8 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
+    ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -185,6 +185,44 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// Puts items with BatchWriteItem (25 at a time, retrying what DynamoDB leaves
+    /// unprocessed). Unconditional: for idempotent writes of derived items only.
+    pub async fn batch_put<T: Serialize>(&self, items: &[T]) -> Result<()> {
+        for chunk in items.chunks(25) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let put = PutRequest::builder()
+                    .set_item(Some(encode(item)?))
+                    .build()
+                    .map_err(Error::internal)?;
+                pending.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table(), std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                if let Some(mut unprocessed) = output.unprocessed_items
+                    && let Some(rest) = unprocessed.remove(self.table())
+                {
+                    pending = rest;
+                }
+                if !pending.is_empty() {
+                    if attempt >= MAX_TRANSACTION_ATTEMPTS {
+                        return Err(Error::Unavailable(UNAVAILABLE.into()));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn transaction(&self) -> Transaction<'_> {

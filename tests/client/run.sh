@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scripts/setup.sh all
-cargo build -q -p admin -p local-api
+cargo build -q -p admin -p local-api -p review-scheduler-function
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)

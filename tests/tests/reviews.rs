@@ -328,3 +328,156 @@ async fn the_sweeper_revokes_expired_grants() {
         .await;
     assert_eq!(role.json["users_count"], 0);
 }
+
+#[tokio::test]
+async fn a_review_lists_what_it_reviews_and_revokes_from_within() {
+    let o = org().await;
+    let admin = o.api.admin_token.clone();
+    let (bob, bob_token) = o.api.user("bob", false, false).await;
+    let grant = json!({"user": bob.uuid, "role": "PROJECT.ADMIN"});
+    let project_path = format!("/api/projects/{}/", o.project);
+    assert_eq!(
+        o.api
+            .call(
+                "POST",
+                &format!("{project_path}add_user/"),
+                Some(&admin),
+                Some(grant)
+            )
+            .await
+            .status,
+        201
+    );
+    run_reviews(&o.api, &at("2027-01-01T06:00:00Z")).await;
+    let list = format!("/api/customer-permissions-reviews/?customer_uuid={}", o.customer);
+    let uuid = o.api.call("GET", &list, Some(&o.owner_token), None).await.json[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let review = format!("/api/customer-permissions-reviews/{uuid}/");
+
+    // A grant made after the review opened is not part of it.
+    let (carol, _) = o.api.user("carol", false, false).await;
+    let late = json!({"user": carol.uuid, "role": "PROJECT.MEMBER"});
+    assert_eq!(
+        o.api
+            .call(
+                "POST",
+                &format!("{project_path}add_user/"),
+                Some(&admin),
+                Some(late)
+            )
+            .await
+            .status,
+        201
+    );
+    let covered = o
+        .api
+        .call(
+            "GET",
+            &format!("{review}permissions/"),
+            Some(&o.owner_token),
+            None,
+        )
+        .await;
+    let rows: Vec<(&str, &str)> = covered
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["user_username"].as_str().unwrap(),
+                r["role_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("alice", "CUSTOMER.OWNER"), ("bob", "PROJECT.ADMIN")]);
+
+    let body = json!({"user": bob.uuid, "role": "PROJECT.ADMIN", "scope": o.project});
+    assert_eq!(
+        o.api
+            .call(
+                "POST",
+                &format!("{review}revoke/"),
+                Some(&bob_token),
+                Some(body.clone())
+            )
+            .await
+            .status,
+        403
+    );
+    let revoked = o
+        .api
+        .call(
+            "POST",
+            &format!("{review}revoke/"),
+            Some(&o.owner_token),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert_eq!(
+        (
+            revoked.json["revoked"].as_bool(),
+            revoked.json["revoked_by_username"].as_str()
+        ),
+        (Some(true), Some("alice"))
+    );
+    assert_eq!(
+        o.api
+            .call("GET", &project_path, Some(&bob_token), None)
+            .await
+            .status,
+        404,
+        "bob's grant is gone"
+    );
+    let again = o
+        .api
+        .call(
+            "POST",
+            &format!("{review}revoke/"),
+            Some(&o.owner_token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(again.status, 400);
+    let outside = json!({"user": carol.uuid, "role": "PROJECT.MEMBER", "scope": o.project});
+    let not_reviewed = o
+        .api
+        .call(
+            "POST",
+            &format!("{review}revoke/"),
+            Some(&o.owner_token),
+            Some(outside),
+        )
+        .await;
+    assert_eq!(
+        not_reviewed.json,
+        json!({"non_field_errors": ["This grant is not part of the review."]})
+    );
+    let after = o
+        .api
+        .call(
+            "GET",
+            &format!("{review}permissions/"),
+            Some(&o.owner_token),
+            None,
+        )
+        .await;
+    assert_eq!(after.json[1]["revoked"], true, "the decision stays on the review");
+    o.api
+        .call("POST", &format!("{review}close/"), Some(&o.owner_token), None)
+        .await;
+    let closed = json!({"user": o.api.admin.uuid, "role": "CUSTOMER.OWNER", "scope": o.customer});
+    let too_late = o
+        .api
+        .call(
+            "POST",
+            &format!("{review}revoke/"),
+            Some(&o.owner_token),
+            Some(closed),
+        )
+        .await;
+    assert_eq!(too_late.json, json!(["Review is already closed."]));
+}

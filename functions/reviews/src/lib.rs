@@ -1,21 +1,26 @@
-//! `/api/customer-permissions-reviews/` and `/api/project-permissions-reviews/`: list, retrieve
-//! and close. Reviews are opened by the scheduler, never through the API.
+//! `/api/customer-permissions-reviews/` and `/api/project-permissions-reviews/`: list, retrieve,
+//! close, the grants a review covers (`permissions/`) and revoking them from it (`revoke/`).
+//! Reviews are opened by the scheduler, never through the API.
 
 use std::collections::HashMap;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use shared::auth::{self, AuthUser};
-use shared::authz::{self, Access, ScopeRef};
+use shared::authz::{self, Access, RoleSet, ScopeRef};
+use shared::error::FieldErrors;
+use shared::grants::{self, NewGrant};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::page::{self, PageRequest};
-use shared::reviews::{self, Review};
+use shared::reviews::{self, Entry, Review};
 use shared::roles::ContentType;
 use shared::scopes;
 use shared::time;
+use shared::users;
+use shared::validate;
 use shared::{Context, Error, Result};
 
 pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
@@ -58,6 +63,28 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
             let (_, review) = visible_review(ctx, user, kind, uuid).await?;
             let names = Names::load(ctx, std::slice::from_ref(&review)).await?;
             Ok(http::json(StatusCode::OK, &review_json(request, &review, &names)))
+        }
+        ["api", collection, uuid, "permissions"] if readable && kind(collection).is_some() => {
+            permissions(
+                ctx,
+                request,
+                user,
+                kind(collection).unwrap_or(ContentType::Customer),
+                uuid,
+            )
+            .await
+        }
+        ["api", collection, uuid, "revoke"]
+            if request.method == Method::POST && kind(collection).is_some() =>
+        {
+            revoke(
+                ctx,
+                request,
+                user,
+                kind(collection).unwrap_or(ContentType::Customer),
+                uuid,
+            )
+            .await
         }
         ["api", collection, uuid, "close"]
             if request.method == Method::POST && kind(collection).is_some() =>
@@ -151,23 +178,150 @@ async fn list(
     ))
 }
 
-/// Closing is for the customer's owners (whoever may update the customer) and staff; Waldur
-/// lets anyone who sees the review close it, we are stricter on purpose.
-async fn close(ctx: &Context, user: &AuthUser, kind: ContentType, uuid: &str) -> Result<Response<Body>> {
-    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+/// Deciding a review (closing it, revoking from it) is for the customer's owners (whoever may
+/// update the customer) and staff; Waldur lets anyone who sees the review close it, we are
+/// stricter on purpose.
+fn require_reviewer(access: &Access, review: &Review) -> Result<()> {
     let customer = ScopeRef {
         content_type: ContentType::Customer,
         uuid: review.customer_uuid,
         customer_uuid: review.customer_uuid,
     };
-    if !access.has_permission("CUSTOMER.UPDATE", &customer) {
-        return Err(Error::PermissionDenied);
+    if access.has_permission("CUSTOMER.UPDATE", &customer) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
     }
+}
+
+async fn close(ctx: &Context, user: &AuthUser, kind: ContentType, uuid: &str) -> Result<Response<Body>> {
+    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+    require_reviewer(&access, &review)?;
     if !review.is_pending {
         return Err(Error::rejected("Review is already closed."));
     }
     reviews::close(&ctx.store, user, &review, &time::now()).await?;
     Ok(http::empty(StatusCode::OK))
+}
+
+/// The grants the review covers, as they stood when it opened, with the decisions taken.
+async fn permissions(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+    let mut entries = reviews::entries(&ctx.store, &review.uuid).await?;
+    entries.sort_by(|a, b| a.member.grant.created.cmp(&b.member.grant.created));
+    let roles = access.roles();
+    let page = page::paginate(entries, &page_request)?;
+    Ok(http::page(request, page.map(|e| entry_json(&e, roles))))
+}
+
+/// Revokes a grant the review covers: `{user, role, scope}` (role by uuid or name, scope by
+/// uuid or API URL). The decision is kept on the review.
+async fn revoke(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+    require_reviewer(&access, &review)?;
+    if !review.is_pending {
+        return Err(Error::rejected("Review is already closed."));
+    }
+    let body = request.json()?;
+    let empty = Map::new();
+    let object = validate::object(body.as_ref(), &empty)?;
+    let mut errors = FieldErrors::default();
+    let mut reference = |field: &str| {
+        let text = validate::string(object, field, 500, true, false, &mut errors);
+        text.map(|t| {
+            (
+                t.clone(),
+                Id::parse(&t).or_else(|| t.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)),
+            )
+        })
+    };
+    let (target, role, scope) = (reference("user"), reference("role"), reference("scope"));
+    let (Some((_, Some(target))), Some((role_text, _)), Some((_, Some(scope)))) = (target, role, scope)
+    else {
+        if errors.is_empty() {
+            errors.add("non_field_errors", "user and scope must be uuids or API URLs.");
+        }
+        return Err(Error::Invalid(errors));
+    };
+    let roles = access.roles();
+    let role = roles
+        .find(&role_text)
+        .cloned()
+        .ok_or_else(|| Error::field("role", "Role is not found."))?;
+    let entry = reviews::entries(&ctx.store, &review.uuid)
+        .await?
+        .into_iter()
+        .find(|e| {
+            e.member.grant.user_uuid == target
+                && e.member.grant.role_uuid == role.uuid
+                && e.member.grant.scope_uuid == scope
+        })
+        .ok_or_else(|| Error::non_field("This grant is not part of the review."))?;
+    let now = time::now();
+    let grant = &entry.member.grant;
+    let (live_scope, target_user) = tokio::try_join!(
+        scopes::get_scope(&ctx.store, grant.scope_type, &grant.scope_uuid),
+        users::get(&ctx.store, &grant.user_uuid)
+    )?;
+    let decided = match (live_scope, target_user) {
+        (Some(live_scope), Some(target_user)) => {
+            let live = grants::find(&ctx.store, &target_user.uuid, &live_scope, &role.uuid)
+                .await?
+                .filter(|g| g.uuid == grant.uuid);
+            let new = NewGrant {
+                scope: &live_scope,
+                user: &target_user,
+                role: &role,
+                expiration_time: None,
+                granted_by: Some(user),
+            };
+            reviews::revoke_entry(
+                &ctx.store,
+                user,
+                &review,
+                &entry,
+                live.as_ref().map(|g| (g, &new)),
+                &now,
+            )
+            .await?
+        }
+        _ => reviews::revoke_entry(&ctx.store, user, &review, &entry, None, &now).await?,
+    };
+    Ok(http::json(StatusCode::OK, &entry_json(&decided, roles)))
+}
+
+fn entry_json(entry: &Entry, roles: &RoleSet) -> Value {
+    let grant = &entry.member.grant;
+    let names = &entry.member.names;
+    json!({
+        "grant_uuid": grant.uuid,
+        "user_uuid": grant.user_uuid,
+        "user_username": names.user_username,
+        "user_full_name": names.user_full_name,
+        "user_email": names.user_email,
+        "role_uuid": grant.role_uuid,
+        "role_name": roles.get(&grant.role_uuid).map(|r| r.name.as_str()),
+        "scope_type": grant.scope_type.as_str(),
+        "scope_uuid": grant.scope_uuid,
+        "created": time::wire_stored(&grant.created),
+        "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored),
+        "revoked": entry.revoked_at.is_some(),
+        "revoked_by_username": entry.revoked_by_username,
+        "revoked_at": entry.revoked_at.as_deref().map(time::wire_stored),
+    })
 }
 
 struct Names {
