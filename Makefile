@@ -9,12 +9,13 @@ LOCAL_AWS := AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-e
 DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT)
 SAM := .tools/venv/bin/sam
 
-.PHONY: help dev test setup lint lint-template test-rust test-client run-scheduled stop clean
+.PHONY: help dev test setup lint lint-template test-rust test-client run-scheduled bench stop clean
 
 help:
 	@echo "make dev    serve the API at http://$(DEV_ADDR) over DynamoDB Local (token in .dev/admin.token)"
 	@echo "make test   everything CI runs: fmt, clippy, unit + integration tests, template lint, client tests"
 	@echo "make run-scheduled [NOW=2027-01-01T06:00:00Z]   run the daily jobs against make dev's table"
+	@echo "make bench  the scheduler over 10,000 customers (round trips, wall time)"
 	@echo "make stop   stop the dev DynamoDB Local;  make clean   remove .dev"
 
 setup:
@@ -48,6 +49,11 @@ run-scheduled:
 	cargo build -q -p review-scheduler-function
 	env $(DEV_ENV) target/debug/review-scheduler --task reviews $(if $(NOW),--now $(NOW))
 	env $(DEV_ENV) target/debug/review-scheduler --task expiry $(if $(NOW),--now $(NOW))
+
+# The benchmarks run against their own DynamoDB Local; see bench/RESULTS.md.
+bench:
+	scripts/setup.sh ddb
+	env $(LOCAL_AWS) DYNAMODB_LOCAL_DIR="$$(scripts/setup.sh ddb-dir)" cargo run -q -p bench -- scheduler 10000
 
 stop:
 	scripts/ddb.sh stop $(DEV_DDB_PORT)

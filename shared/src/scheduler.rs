@@ -3,12 +3,17 @@
 //! memory) and is idempotent: every change it makes is conditioned on the state that made it
 //! due, so a second run in the same day changes nothing.
 
-use crate::error::Result;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::error::{Error, Result};
 use crate::grants;
 use crate::reviews::{self, Schedule};
 use crate::scopes::{self, Scope};
 use crate::store::Store;
 use crate::time::Timestamp;
+
+/// Scopes of one page handled at once; every write is conditioned, so overlap is harmless.
+const CONCURRENCY: usize = 16;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
@@ -31,28 +36,35 @@ pub async fn open_due_reviews(store: &Store, schedule: &Schedule, now: &Timestam
     let mut start = None;
     loop {
         let (customers, next) = scopes::customers_page(store, start).await?;
-        for customer in customers {
-            report.scopes_scanned += 1;
-            if !is_due(
-                customer.pending_review_uuid.is_some(),
-                customer.last_review_closed.as_deref(),
-                &since_text,
-            ) {
-                continue;
-            }
-            let has_users = customer.member_count > 0
-                || scopes::projects_of(store, &customer.uuid)
+        report.scopes_scanned += customers.len();
+        let due: Vec<_> = customers
+            .into_iter()
+            .filter(|c| {
+                is_due(
+                    c.pending_review_uuid.is_some(),
+                    c.last_review_closed.as_deref(),
+                    &since_text,
+                )
+            })
+            .collect();
+        let opened: Vec<bool> = stream::iter(due)
+            .map(|customer| async move {
+                let has_users = customer.member_count > 0
+                    || scopes::projects_of(store, &customer.uuid)
+                        .await?
+                        .iter()
+                        .any(|p| p.member_count > 0);
+                if !has_users {
+                    return Ok::<_, Error>(false);
+                }
+                Ok(reviews::open(store, &Scope::Customer(customer), &since, now)
                     .await?
-                    .iter()
-                    .any(|p| p.member_count > 0);
-            if has_users
-                && reviews::open(store, &Scope::Customer(customer), &since, now)
-                    .await?
-                    .is_some()
-            {
-                report.reviews_opened += 1;
-            }
-        }
+                    .is_some())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        report.reviews_opened += opened.into_iter().filter(|o| *o).count();
         match next {
             Some(key) => start = Some(key),
             None => break,
@@ -61,22 +73,30 @@ pub async fn open_due_reviews(store: &Store, schedule: &Schedule, now: &Timestam
     let mut start = None;
     loop {
         let (projects, next) = scopes::projects_page(store, start).await?;
-        for project in projects {
-            report.scopes_scanned += 1;
-            let due = is_due(
-                project.pending_review_uuid.is_some(),
-                project.last_review_closed.as_deref(),
-                &since_text,
-            );
-            if due
-                && project.member_count > 0
-                && reviews::open(store, &Scope::Project(project), &since, now)
-                    .await?
-                    .is_some()
-            {
-                report.reviews_opened += 1;
-            }
-        }
+        report.scopes_scanned += projects.len();
+        let due: Vec<_> = projects
+            .into_iter()
+            .filter(|p| p.member_count > 0)
+            .filter(|p| {
+                is_due(
+                    p.pending_review_uuid.is_some(),
+                    p.last_review_closed.as_deref(),
+                    &since_text,
+                )
+            })
+            .collect();
+        let opened: Vec<bool> = stream::iter(due)
+            .map(|project| async move {
+                Ok::<_, Error>(
+                    reviews::open(store, &Scope::Project(project), &since, now)
+                        .await?
+                        .is_some(),
+                )
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        report.reviews_opened += opened.into_iter().filter(|o| *o).count();
         match next {
             Some(key) => start = Some(key),
             None => break,
