@@ -1,5 +1,7 @@
 //! Customers (organisations) and projects: the scopes roles are granted on.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -545,5 +547,58 @@ pub async fn delete_project(
             "Project has role grants; revoke them first.".into(),
         )),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// The customers and projects a page of rows mentions, read in two batches.
+#[derive(Debug, Default)]
+pub struct Directory {
+    customers: HashMap<Id, Customer>,
+    projects: HashMap<Id, Project>,
+}
+
+impl Directory {
+    /// Loads the scopes named by `(scope type, scope, customer)` triples.
+    pub async fn load(
+        store: &Store,
+        scopes: impl IntoIterator<Item = (ContentType, Id, Id)>,
+    ) -> Result<Self> {
+        let (mut customer_ids, mut project_ids) = (Vec::new(), Vec::new());
+        for (scope_type, scope, customer) in scopes {
+            customer_ids.push(customer);
+            if scope_type == ContentType::Project {
+                project_ids.push(scope);
+            }
+        }
+        let (customers, projects) = tokio::try_join!(
+            customers_by_id(store, &customer_ids),
+            projects_by_id(store, &project_ids)
+        )?;
+        Ok(Directory {
+            customers: customers.into_iter().map(|c| (c.uuid, c)).collect(),
+            projects: projects.into_iter().map(|p| (p.uuid, p)).collect(),
+        })
+    }
+
+    pub fn customer(&self, uuid: &Id) -> Option<&Customer> {
+        self.customers.get(uuid)
+    }
+
+    pub fn project(&self, uuid: &Id) -> Option<&Project> {
+        self.projects.get(uuid)
+    }
+
+    pub fn scope_name(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
+        match scope_type {
+            ContentType::Customer => self.customer(uuid).map(|c| c.name.as_str()),
+            _ => self.project(uuid).map(|p| p.name.as_str()),
+        }
+    }
+
+    pub fn scope_description(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
+        match scope_type {
+            ContentType::Customer => self.customer(uuid).map(|c| c.description.as_str()),
+            _ => self.project(uuid).map(|p| p.description.as_str()),
+        }
     }
 }

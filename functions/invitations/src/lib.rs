@@ -15,7 +15,7 @@ use shared::ids::Id;
 use shared::invitations::{self, Invitation, PermissionRequest, State};
 use shared::page::{self, PageRequest};
 use shared::roles::{ContentType, Role};
-use shared::scopes::{self, Customer, Project, Scope};
+use shared::scopes::{self, Directory, Scope};
 use shared::time::{self, Timestamp};
 use shared::validate;
 use shared::{Context, Error, Result};
@@ -230,8 +230,8 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
         is_active: true,
     };
     invitations::create(&ctx.store, user, &invitation, &now).await?;
-    let names = Names::load(
-        ctx,
+    let names = Directory::load(
+        &ctx.store,
         [(
             invitation.scope_type,
             invitation.scope_uuid,
@@ -294,8 +294,8 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
         found.reverse();
     }
     let page = page::paginate(found, &page_request)?;
-    let names = Names::load(
-        ctx,
+    let names = Directory::load(
+        &ctx.store,
         page.items
             .iter()
             .map(|i| (i.scope_type, i.scope_uuid, i.customer_uuid)),
@@ -323,8 +323,8 @@ async fn find_invitation(ctx: &Context, uuid: &str) -> Result<Invitation> {
 async fn retrieve_invitation(ctx: &Context, request: &ApiRequest, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
     let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
-    let names = Names::load(
-        ctx,
+    let names = Directory::load(
+        &ctx.store,
         [(
             invitation.scope_type,
             invitation.scope_uuid,
@@ -366,8 +366,8 @@ async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Re
     let now = time::now();
     let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
     let submitted = invitations::submit(&ctx.store, &roles, user, &invitation, &now).await?;
-    let names = Names::load(
-        ctx,
+    let names = Directory::load(
+        &ctx.store,
         [(
             invitation.scope_type,
             invitation.scope_uuid,
@@ -394,7 +394,7 @@ fn invitation_json(
     request: &ApiRequest,
     i: &Invitation,
     roles: &RoleSet,
-    names: &Names,
+    names: &Directory,
     now: &Timestamp,
 ) -> Value {
     let role = roles.get(&i.role_uuid);
@@ -405,7 +405,7 @@ fn invitation_json(
         "scope_type": i.scope_type.as_str(),
         "scope_image": null,
         "customer_uuid": i.customer_uuid,
-        "customer_name": names.customers.get(&i.customer_uuid).map(|c| c.name.as_str()),
+        "customer_name": names.customer(&i.customer_uuid).map(|c| c.name.as_str()),
         "role_name": role.map(|r| r.name.as_str()),
         "role_description": role.map(|r| r.description.as_str()),
         "created_by_full_name": i.created_by_full_name,
@@ -424,46 +424,6 @@ fn invitation_json(
         "custom_text": i.custom_text,
         "allow_multiple_requests": i.allow_multiple_requests,
     })
-}
-
-/// Names of the customers and projects a page mentions, read in two batches.
-struct Names {
-    customers: HashMap<Id, Customer>,
-    projects: HashMap<Id, Project>,
-}
-
-impl Names {
-    async fn load(ctx: &Context, scopes_of: impl IntoIterator<Item = (ContentType, Id, Id)>) -> Result<Self> {
-        let (mut customer_ids, mut project_ids) = (Vec::new(), Vec::new());
-        for (scope_type, scope, customer) in scopes_of {
-            customer_ids.push(customer);
-            if scope_type == ContentType::Project {
-                project_ids.push(scope);
-            }
-        }
-        let (customers, projects) = tokio::try_join!(
-            scopes::customers_by_id(&ctx.store, &customer_ids),
-            scopes::projects_by_id(&ctx.store, &project_ids)
-        )?;
-        Ok(Names {
-            customers: customers.into_iter().map(|c| (c.uuid, c)).collect(),
-            projects: projects.into_iter().map(|p| (p.uuid, p)).collect(),
-        })
-    }
-
-    fn scope_name(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
-        match scope_type {
-            ContentType::Customer => self.customers.get(uuid).map(|c| c.name.as_str()),
-            _ => self.projects.get(uuid).map(|p| p.name.as_str()),
-        }
-    }
-
-    fn scope_description(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
-        match scope_type {
-            ContentType::Customer => self.customers.get(uuid).map(|c| c.description.as_str()),
-            _ => self.projects.get(uuid).map(|p| p.description.as_str()),
-        }
-    }
 }
 
 // --- permission requests --------------------------------------------------------------------
@@ -529,8 +489,8 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
     let page = page::paginate(found, &page_request)?;
     let invitation_ids: Vec<Id> = page.items.iter().map(|r| r.invitation_uuid).collect();
     let templates = templates_of(ctx, &invitation_ids).await?;
-    let names = Names::load(
-        ctx,
+    let names = Directory::load(
+        &ctx.store,
         page.items
             .iter()
             .map(|r| (r.scope_type, r.scope_uuid, r.customer_uuid)),
@@ -574,7 +534,11 @@ async fn retrieve_request(
     let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
     let found = find_request(ctx, &access, uuid).await?;
     let templates = templates_of(ctx, &[found.invitation_uuid]).await?;
-    let names = Names::load(ctx, [(found.scope_type, found.scope_uuid, found.customer_uuid)]).await?;
+    let names = Directory::load(
+        &ctx.store,
+        [(found.scope_type, found.scope_uuid, found.customer_uuid)],
+    )
+    .await?;
     Ok(http::json(
         StatusCode::OK,
         &request_json(request, &found, access.roles(), &names, &templates),
@@ -624,7 +588,11 @@ async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Re
         return Err(Error::PermissionDenied);
     }
     invitations::cancel_request(&ctx.store, user, &found, &now).await?;
-    let names = Names::load(ctx, [(found.scope_type, found.scope_uuid, found.customer_uuid)]).await?;
+    let names = Directory::load(
+        &ctx.store,
+        [(found.scope_type, found.scope_uuid, found.customer_uuid)],
+    )
+    .await?;
     Ok(http::json(
         StatusCode::OK,
         &json!({
@@ -639,7 +607,7 @@ fn request_json(
     request: &ApiRequest,
     r: &PermissionRequest,
     roles: &RoleSet,
-    names: &Names,
+    names: &Directory,
     templates: &HashMap<Id, Option<String>>,
 ) -> Value {
     let role = roles.get(&r.role_uuid);
@@ -660,7 +628,7 @@ fn request_json(
         "scope_name": names.scope_name(r.scope_type, &r.scope_uuid),
         "scope_type": r.scope_type.as_str(),
         "customer_uuid": r.customer_uuid,
-        "customer_name": names.customers.get(&r.customer_uuid).map(|c| c.name.as_str()),
+        "customer_name": names.customer(&r.customer_uuid).map(|c| c.name.as_str()),
         "role_name": role.map(|x| x.name.as_str()),
         "role_description": role.map(|x| x.description.as_str()),
         "project_name_template": templates.get(&r.invitation_uuid).cloned().flatten(),

@@ -2,8 +2,6 @@
 //! `/api/user-permissions/`, each with retrieve by `pk`; and `/api/permissions/check/`, which
 //! answers whether a user holds a permission on a scope, and why.
 
-use std::collections::HashMap;
-
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -16,7 +14,7 @@ use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::page::{self, PageRequest, Params};
 use shared::roles::{self, ContentType};
-use shared::scopes::{self, Customer, Project};
+use shared::scopes::{self, Directory};
 use shared::time;
 use shared::users;
 use shared::{Context, Error, Result};
@@ -187,7 +185,7 @@ async fn list(
         roles.get(uuid).map(|r| r.name.clone()).unwrap_or_default()
     });
     let page = page::paginate(members, &page_request)?;
-    let names = ScopeNames::load(ctx, &page.items).await?;
+    let names = Directory::load(&ctx.store, page.items.iter().map(member_scope)).await?;
     Ok(http::page(
         request,
         page.map(|m| row(request, listing, &m, roles, &names)),
@@ -219,48 +217,25 @@ async fn retrieve(
             access.can_see(&scope) || m.grant.user_uuid == user.uuid
         })
         .ok_or_else(not_found)?;
-    let names = ScopeNames::load(ctx, std::slice::from_ref(&member)).await?;
+    let names = Directory::load(&ctx.store, [member_scope(&member)]).await?;
     Ok(http::json(
         StatusCode::OK,
         &row(request, listing, &member, access.roles(), &names),
     ))
 }
 
-/// The customers and projects a page of rows names, read in two batches.
-struct ScopeNames {
-    customers: HashMap<Id, Customer>,
-    projects: HashMap<Id, Project>,
+fn member_scope(member: &Member) -> (ContentType, Id, Id) {
+    (
+        member.grant.scope_type,
+        member.grant.scope_uuid,
+        member.grant.customer_uuid,
+    )
 }
 
-impl ScopeNames {
-    async fn load(ctx: &Context, members: &[Member]) -> Result<Self> {
-        let customer_ids: Vec<Id> = members.iter().map(|m| m.grant.customer_uuid).collect();
-        let project_ids: Vec<Id> = members
-            .iter()
-            .filter(|m| m.grant.scope_type == ContentType::Project)
-            .map(|m| m.grant.scope_uuid)
-            .collect();
-        let (customers, projects) = tokio::try_join!(
-            scopes::customers_by_id(&ctx.store, &customer_ids),
-            scopes::projects_by_id(&ctx.store, &project_ids)
-        )?;
-        Ok(ScopeNames {
-            customers: customers.into_iter().map(|c| (c.uuid, c)).collect(),
-            projects: projects.into_iter().map(|p| (p.uuid, p)).collect(),
-        })
-    }
-}
-
-fn row(
-    request: &ApiRequest,
-    listing: Listing,
-    member: &Member,
-    roles: &RoleSet,
-    names: &ScopeNames,
-) -> Value {
+fn row(request: &ApiRequest, listing: Listing, member: &Member, roles: &RoleSet, names: &Directory) -> Value {
     let grant = &member.grant;
     let role = roles.get(&grant.role_uuid);
-    let customer = names.customers.get(&grant.customer_uuid);
+    let customer = names.customer(&grant.customer_uuid);
     let url = |path: String| request.url(&path);
     let created_by = grant.created_by.map(|by| url(format!("/api/users/{by}/")));
     match listing {
@@ -293,7 +268,7 @@ fn row(
             if listing == Listing::Project
                 && let Some(object) = value.as_object_mut()
             {
-                let project = names.projects.get(&grant.scope_uuid);
+                let project = names.project(&grant.scope_uuid);
                 object.insert(
                     "project".into(),
                     json!(url(format!("/api/projects/{}/", grant.scope_uuid))),
@@ -304,10 +279,7 @@ fn row(
             value
         }
         Listing::User => {
-            let scope_name = match grant.scope_type {
-                ContentType::Customer => customer.map(|c| c.name.clone()),
-                _ => names.projects.get(&grant.scope_uuid).map(|p| p.name.clone()),
-            };
+            let scope_name = names.scope_name(grant.scope_type, &grant.scope_uuid);
             let mut value = json!({
                 "uuid": grant.uuid,
                 "user_uuid": grant.user_uuid,

@@ -2,8 +2,6 @@
 //! close, the grants a review covers (`permissions/`) and revoking them from it (`revoke/`).
 //! Reviews are opened by the scheduler, never through the API.
 
-use std::collections::HashMap;
-
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
@@ -17,7 +15,7 @@ use shared::ids::Id;
 use shared::page::{self, PageRequest};
 use shared::reviews::{self, Entry, Review};
 use shared::roles::ContentType;
-use shared::scopes;
+use shared::scopes::{self, Directory};
 use shared::time;
 use shared::users;
 use shared::validate;
@@ -61,7 +59,7 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         ["api", collection, uuid] if readable && kind(collection).is_some() => {
             let kind = kind(collection).unwrap_or(ContentType::Customer);
             let (_, review) = visible_review(ctx, user, kind, uuid).await?;
-            let names = Names::load(ctx, std::slice::from_ref(&review)).await?;
+            let names = Directory::load(&ctx.store, [scope_triple(&review)]).await?;
             Ok(http::json(StatusCode::OK, &review_json(request, &review, &names)))
         }
         ["api", collection, uuid, "permissions"] if readable && kind(collection).is_some() => {
@@ -96,6 +94,10 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         }
         _ => Err(http::no_route()),
     }
+}
+
+fn scope_triple(review: &Review) -> (ContentType, Id, Id) {
+    (review.scope_type, review.scope_uuid, review.customer_uuid)
 }
 
 fn scope_of(review: &Review) -> ScopeRef {
@@ -171,7 +173,7 @@ async fn list(
         });
     }
     let page = page::paginate(found, &page_request)?;
-    let names = Names::load(ctx, &page.items).await?;
+    let names = Directory::load(&ctx.store, page.items.iter().map(scope_triple)).await?;
     Ok(http::page(
         request,
         page.map(|r| review_json(request, &r, &names)),
@@ -324,33 +326,9 @@ fn entry_json(entry: &Entry, roles: &RoleSet) -> Value {
     })
 }
 
-struct Names {
-    customers: HashMap<Id, String>,
-    projects: HashMap<Id, String>,
-}
-
-impl Names {
-    async fn load(ctx: &Context, found: &[Review]) -> Result<Self> {
-        let customer_ids: Vec<Id> = found.iter().map(|r| r.customer_uuid).collect();
-        let project_ids: Vec<Id> = found
-            .iter()
-            .filter(|r| r.scope_type == ContentType::Project)
-            .map(|r| r.scope_uuid)
-            .collect();
-        let (customers, projects) = tokio::try_join!(
-            scopes::customers_by_id(&ctx.store, &customer_ids),
-            scopes::projects_by_id(&ctx.store, &project_ids)
-        )?;
-        Ok(Names {
-            customers: customers.into_iter().map(|c| (c.uuid, c.name)).collect(),
-            projects: projects.into_iter().map(|p| (p.uuid, p.name)).collect(),
-        })
-    }
-}
-
 /// Waldur's review item; `reviewer_*` and `closed` are null while pending (the official client
 /// requires the keys).
-fn review_json(request: &ApiRequest, review: &Review, names: &Names) -> Value {
+fn review_json(request: &ApiRequest, review: &Review, names: &Directory) -> Value {
     let collection = if review.scope_type == ContentType::Customer {
         "customer-permissions-reviews"
     } else {
@@ -365,7 +343,7 @@ fn review_json(request: &ApiRequest, review: &Review, names: &Names) -> Value {
         "created": time::wire_stored(&review.created),
         "closed": review.closed.as_deref().map(time::wire_stored),
         "customer_uuid": review.customer_uuid,
-        "customer_name": names.customers.get(&review.customer_uuid),
+        "customer_name": names.customer(&review.customer_uuid).map(|c| c.name.as_str()),
     });
     if review.scope_type == ContentType::Project
         && let Some(object) = value.as_object_mut()
@@ -373,7 +351,7 @@ fn review_json(request: &ApiRequest, review: &Review, names: &Names) -> Value {
         object.insert("project_uuid".into(), json!(review.scope_uuid));
         object.insert(
             "project_name".into(),
-            json!(names.projects.get(&review.scope_uuid)),
+            json!(names.project(&review.scope_uuid).map(|p| p.name.as_str())),
         );
     }
     value

@@ -2,8 +2,6 @@
 //! `project_permissions`), `/api/users/me/`, `/api/users/{uuid}/refresh_token/`, and the
 //! password login `POST /api-auth/password/`.
 
-use std::collections::HashMap;
-
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
@@ -16,7 +14,7 @@ use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::page::{self, PageRequest};
 use shared::roles::{self, ContentType};
-use shared::scopes::{self, Customer, Project};
+use shared::scopes::Directory;
 use shared::time::{self, Timestamp};
 use shared::users::{self, User, UserInput};
 use shared::{Context, Error, Result};
@@ -306,18 +304,13 @@ impl<'a> View<'a> {
             .into_iter()
             .filter(|g| g.is_active_at(now))
             .collect();
-        let customer_ids: Vec<Id> = grants.iter().map(|g| g.customer_uuid).collect();
-        let project_ids: Vec<Id> = grants
-            .iter()
-            .filter(|g| g.scope_type == ContentType::Project)
-            .map(|g| g.scope_uuid)
-            .collect();
-        let (customers, projects) = tokio::try_join!(
-            scopes::customers_by_id(&ctx.store, &customer_ids),
-            scopes::projects_by_id(&ctx.store, &project_ids)
-        )?;
-        let customers: HashMap<Id, Customer> = customers.into_iter().map(|c| (c.uuid, c)).collect();
-        let projects: HashMap<Id, Project> = projects.into_iter().map(|p| (p.uuid, p)).collect();
+        let names = Directory::load(
+            &ctx.store,
+            grants
+                .iter()
+                .map(|g| (g.scope_type, g.scope_uuid, g.customer_uuid)),
+        )
+        .await?;
         let role_name = |grant: &Grant| {
             self.roles
                 .get(&grant.role_uuid)
@@ -327,7 +320,7 @@ impl<'a> View<'a> {
         let mut customer_rows = Vec::new();
         let mut project_rows = Vec::new();
         for grant in &grants {
-            let customer = customers.get(&grant.customer_uuid);
+            let customer = names.customer(&grant.customer_uuid);
             match grant.scope_type {
                 ContentType::Customer => customer_rows.push(json!({
                     "customer_abbreviation": customer.map(|c| c.abbreviation.as_str()),
@@ -341,7 +334,7 @@ impl<'a> View<'a> {
                 _ => project_rows.push(json!({
                     "customer_name": customer.map(|c| c.name.as_str()),
                     "pk": grant.uuid,
-                    "project_name": projects.get(&grant.scope_uuid).map(|p| p.name.as_str()),
+                    "project_name": names.project(&grant.scope_uuid).map(|p| p.name.as_str()),
                     "project_uuid": grant.scope_uuid,
                     "role": role_name(grant),
                     "url": self.request.url(&format!("/api/project-permissions/{}/", grant.uuid)),
