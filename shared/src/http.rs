@@ -117,6 +117,11 @@ impl ApiRequest {
             .map_err(|e| Error::Malformed(format!("JSON parse error - {e}")))
     }
 
+    /// Whether the API was reached over HTTPS (API Gateway), not plain HTTP (the local runner).
+    pub fn is_secure(&self) -> bool {
+        self.origin.starts_with("https://")
+    }
+
     /// An absolute URL on this API, e.g. for `url` fields and `Location`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)

@@ -15,10 +15,12 @@ pub mod reviews;
 pub mod roles;
 pub mod scheduler;
 pub mod scopes;
+pub mod sessions;
 pub mod store;
 pub mod time;
 pub mod users;
 pub mod validate;
+pub mod workspaces;
 
 pub use error::{Error, Result};
 

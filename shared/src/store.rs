@@ -94,6 +94,18 @@ impl Store {
         all_pages(query).await
     }
 
+    /// Every item of a partition (for small, bounded partitions).
+    pub async fn query_partition<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true);
+        all_pages(query).await
+    }
+
     /// Every item of one partition of a secondary index, in index order (eventually consistent).
     pub async fn query_index<T: DeserializeOwned>(&self, index: &str, pk: &str) -> Result<Vec<T>> {
         let query = self
@@ -426,6 +438,10 @@ impl Transaction<'_> {
             .build()
             .map_err(Error::internal)?;
         self.push(TransactWriteItem::builder().condition_check(action).build())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
     }
 
     fn push(&mut self, action: TransactWriteItem) -> Result<usize> {

@@ -132,6 +132,22 @@ pub async fn find_by_username(store: &Store, username: &str) -> Result<Option<Us
     }
 }
 
+pub async fn find_by_email(store: &Store, email: &str) -> Result<Option<User>> {
+    let marker: Option<UniqueMarker> = store
+        .get(&format!("EMAIL#{}", email.trim().to_lowercase()), "#META")
+        .await?;
+    match marker {
+        Some(marker) => get(store, &marker.user_uuid).await,
+        None => Ok(None),
+    }
+}
+
+/// The user with this integer primary key (workspace family).
+pub async fn find_by_pk(store: &Store, pk: i64) -> Result<Option<User>> {
+    let items: Vec<UserItem> = store.query_index("GSI2", &format!("USERPK#{pk}")).await?;
+    Ok(items.into_iter().next().map(|item| item.user))
+}
+
 /// Next value of a named counter (`COUNTER` / `<name>`), for integer ids.
 pub async fn next_number(store: &Store, counter: &str) -> Result<i64> {
     let output = store

@@ -161,6 +161,7 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
         Some("permissions") => Box::pin(permissions_function::handle(ctx, request)).await,
         Some("invitations") => Box::pin(invitations_function::handle(ctx, request)).await,
         Some("reviews") => Box::pin(reviews_function::handle(ctx, request)).await,
+        Some("workspace-permissions") => Box::pin(workspace_permissions_function::handle(ctx, request)).await,
         Some(other) => gateway_answer(
             500,
             &format!("function {other} is not linked into the local runner"),
