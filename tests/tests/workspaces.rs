@@ -456,3 +456,37 @@ async fn concurrent_transfers_leave_one_owner() {
     let owner = roles.iter().find(|(_, role)| role == "OWNER").unwrap().0;
     assert_eq!(found.owner_user_pk, owner);
 }
+
+#[tokio::test]
+async fn only_the_owner_deletes_a_workspace() {
+    let api = TestApi::new().await;
+    let (_, alice_token) = with_password(&api, "alice").await;
+    let (bob, bob_token) = with_password(&api, "bob").await;
+    let workspace = workspace_of(&api, &alice_token, "Doomed").await;
+    let share = json!({"workspace": workspace, "user": bob.pk, "role": "EDITOR"});
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/v1/workspace_permissions/",
+            Some(&alice_token),
+            Some(share)
+        )
+        .await
+        .status,
+        201
+    );
+    let path = format!("/api/v1/workspaces/{workspace}/");
+    assert_eq!(
+        api.call("DELETE", &path, Some(&bob_token), None).await.status,
+        403
+    );
+    assert_eq!(
+        api.call("DELETE", &path, Some(&alice_token), None).await.status,
+        204
+    );
+    assert_eq!(api.call("GET", &path, Some(&alice_token), None).await.status, 404);
+    let left = api
+        .call("GET", "/api/v1/workspace_permissions/", Some(&bob_token), None)
+        .await;
+    assert_eq!(left.json, json!([]), "its permissions went with it");
+}
