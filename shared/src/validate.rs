@@ -75,6 +75,18 @@ pub fn string(
     }
 }
 
+/// A JSON boolean field; `None` when absent or null, or when invalid (recorded in `errors`).
+pub fn boolean(object: &Map<String, Value>, field: &str, errors: &mut FieldErrors) -> Option<bool> {
+    match object.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(flag)) => Some(*flag),
+        Some(_) => {
+            errors.add(field, "Must be a valid boolean.");
+            None
+        }
+    }
+}
+
 /// Django's e-mail check in its essentials: something@domain.tld.
 pub fn is_email(text: &str) -> bool {
     text.split_once('@').is_some_and(|(local, domain)| {

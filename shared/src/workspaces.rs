@@ -229,6 +229,17 @@ pub async fn permission_by_pk(store: &Store, pk: i64) -> Result<Option<Permissio
     Ok(items.into_iter().next().map(|i| i.permission))
 }
 
+/// Commits a change conditioned on the workspace's current state; a lost race is a 409.
+async fn commit_or_conflict(tx: Transaction<'_>) -> Result<()> {
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(_)) => {
+            Err(Error::Conflict("The workspace changed meanwhile. Retry.".into()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The workspace still has this owner (the condition every owner's decision carries).
 fn owned_by(owner: i64) -> Expr {
     Expr::new("owner_user_pk = :owner").value(":owner", n(owner))
@@ -268,13 +279,7 @@ pub async fn delete(
         format!("Workspace {} has been deleted.", workspace.name),
         now,
     )?;
-    match tx.commit().await {
-        Ok(()) => Ok(()),
-        Err(TxError::ConditionFailed(_)) => {
-            Err(Error::Conflict("The workspace changed meanwhile. Retry.".into()))
-        }
-        Err(err) => Err(err.into()),
-    }
+    commit_or_conflict(tx).await
 }
 
 const ONE_OWNER: &str = "A workspace has exactly one owner; transfer the ownership instead.";
@@ -385,13 +390,8 @@ pub async fn update(
         format!("Permission {} has been updated.", permission.pk),
         now,
     )?;
-    match tx.commit().await {
-        Ok(()) => Ok(updated),
-        Err(TxError::ConditionFailed(_)) => {
-            Err(Error::Conflict("The workspace changed meanwhile. Retry.".into()))
-        }
-        Err(err) => Err(err.into()),
-    }
+    commit_or_conflict(tx).await?;
+    Ok(updated)
 }
 
 /// Removes a non-owner's permission.
@@ -430,13 +430,7 @@ pub async fn unshare(
         format!("Permission {} has been deleted.", permission.pk),
         now,
     )?;
-    match tx.commit().await {
-        Ok(()) => Ok(()),
-        Err(TxError::ConditionFailed(_)) => {
-            Err(Error::Conflict("The workspace changed meanwhile. Retry.".into()))
-        }
-        Err(err) => Err(err.into()),
-    }
+    commit_or_conflict(tx).await
 }
 
 /// Transfers the ownership of every listed workspace to `new_owner`, all or nothing: the

@@ -121,17 +121,6 @@ fn role_field(
     }
 }
 
-fn bool_field(object: &Map<String, Value>, field: &str, errors: &mut FieldErrors) -> bool {
-    match object.get(field) {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(_) => {
-            errors.add(field, "Must be a valid boolean.");
-            false
-        }
-    }
-}
-
 async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
     let now = time::now();
     let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
@@ -165,9 +154,10 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
             "Only project roles can be granted on created projects.",
         );
     }
-    let auto_approve = bool_field(object, "auto_approve", &mut errors);
-    let auto_create_project = bool_field(object, "auto_create_project", &mut errors);
-    let allow_multiple_requests = bool_field(object, "allow_multiple_requests", &mut errors);
+    let auto_approve = validate::boolean(object, "auto_approve", &mut errors).unwrap_or(false);
+    let auto_create_project = validate::boolean(object, "auto_create_project", &mut errors).unwrap_or(false);
+    let allow_multiple_requests =
+        validate::boolean(object, "allow_multiple_requests", &mut errors).unwrap_or(false);
     let template = validate::string(object, "project_name_template", 255, false, true, &mut errors);
     if let Some(template) = &template
         && let Err(Error::Invalid(problems)) = invitations::check_template(template)

@@ -362,17 +362,6 @@ fn role_field(object: &Map<String, Value>, required: bool, errors: &mut FieldErr
     }
 }
 
-fn bool_field(object: &Map<String, Value>, field: &str, errors: &mut FieldErrors) -> Option<bool> {
-    match object.get(field) {
-        None => None,
-        Some(Value::Bool(flag)) => Some(*flag),
-        Some(_) => {
-            errors.add(field, "Must be a valid boolean.");
-            None
-        }
-    }
-}
-
 async fn create_permission(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
     let body = request.json()?;
     let empty = Map::new();
@@ -381,7 +370,7 @@ async fn create_permission(ctx: &Context, request: &ApiRequest, user: &AuthUser)
     let workspace = integer(object, "workspace", true, &mut errors);
     let target = integer(object, "user", true, &mut errors);
     let role = role_field(object, true, &mut errors);
-    let data_access = bool_field(object, "data_access", &mut errors).unwrap_or(false);
+    let data_access = validate::boolean(object, "data_access", &mut errors).unwrap_or(false);
     let (Some(workspace), Some(target), Some(role)) = (workspace, target, role) else {
         return Err(Error::Invalid(errors));
     };
@@ -430,7 +419,7 @@ async fn update_permission(
     let object = validate::object(body.as_ref(), &empty)?;
     let mut errors = FieldErrors::default();
     let role = role_field(object, false, &mut errors);
-    let data_access = bool_field(object, "data_access", &mut errors);
+    let data_access = validate::boolean(object, "data_access", &mut errors);
     for (field, value) in [("workspace", current.workspace), ("user", current.user)] {
         if let Some(given) = integer(object, field, false, &mut errors)
             && given != value
@@ -472,7 +461,7 @@ async fn transfer(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Resul
     let object = validate::object(body.as_ref(), &empty)?;
     let mut errors = FieldErrors::default();
     let role = role_field(object, true, &mut errors);
-    let data_access = bool_field(object, "data_access", &mut errors).unwrap_or(false);
+    let data_access = validate::boolean(object, "data_access", &mut errors).unwrap_or(false);
     let new_owner = validate::string(object, "new_owner", 255, true, false, &mut errors);
     let ids: Option<Vec<i64>> = match object.get("workspaces") {
         Some(Value::Array(items)) if !items.is_empty() => {
