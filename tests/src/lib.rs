@@ -240,6 +240,34 @@ impl TestApi {
         self.send(builder.body(body).expect("request")).await
     }
 
+    /// A customer and a project in it, made by staff through the API (their JSON).
+    pub async fn customer_with_project(&self, customer: &str, project: &str) -> (Value, Value) {
+        let token = Some(self.admin_token.as_str());
+        let customer = self
+            .call(
+                "POST",
+                "/api/customers/",
+                token,
+                Some(serde_json::json!({"name": customer})),
+            )
+            .await;
+        assert_eq!(customer.status, 201, "{}", customer.text);
+        let body = serde_json::json!({"name": project, "customer": customer.json["url"]});
+        let project = self.call("POST", "/api/projects/", token, Some(body)).await;
+        assert_eq!(project.status, 201, "{}", project.text);
+        (customer.json, project.json)
+    }
+
+    /// Grants `role` to `user` on a scope (`/api/customers/<uuid>/` or a project's path), as staff.
+    pub async fn grant(&self, scope_path: &str, user: &shared::ids::Id, role: &str) {
+        let body = serde_json::json!({"user": user, "role": role});
+        let path = format!("{scope_path}add_user/");
+        let answer = self
+            .call("POST", &path, Some(&self.admin_token), Some(body))
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    }
+
     /// The answer and how many DynamoDB requests it took.
     pub async fn counted(
         &self,

@@ -21,28 +21,10 @@ const OWNER_ROLE: &str = "afab8022f4df457fba97346cd4c6a4a1";
 impl World {
     async fn new() -> Self {
         let api = TestApi::new().await;
-        let admin = api.admin_token.clone();
-        let customer = api
-            .call(
-                "POST",
-                "/api/customers/",
-                Some(&admin),
-                Some(json!({"name": "Peer Org"})),
-            )
-            .await
-            .json;
-        let body = json!({"name": "Peer Project", "customer": customer["url"]});
-        let project = api
-            .call("POST", "/api/projects/", Some(&admin), Some(body))
-            .await
-            .json;
+        let (customer, project) = api.customer_with_project("Peer Org", "Peer Project").await;
         let (owner, owner_token) = api.user("alice", false, false).await;
-        let grant = json!({"user": owner.uuid, "role": "CUSTOMER.OWNER"});
-        let path = format!("/api/customers/{}/add_user/", customer["uuid"].as_str().unwrap());
-        assert_eq!(
-            api.call("POST", &path, Some(&admin), Some(grant)).await.status,
-            201
-        );
+        let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+        api.grant(&customer_path, &owner.uuid, "CUSTOMER.OWNER").await;
         World {
             customer: customer["uuid"].as_str().unwrap().to_owned(),
             customer_url: customer["url"].as_str().unwrap().to_owned(),

@@ -17,35 +17,15 @@ struct Org {
 
 async fn org() -> Org {
     let api = TestApi::new().await;
-    let admin = api.admin_token.clone();
-    let customer = api
-        .call(
-            "POST",
-            "/api/customers/",
-            Some(&admin),
-            Some(json!({"name": "Reviewed"})),
-        )
-        .await
-        .json;
-    let body = json!({"name": "P", "customer": customer["url"]});
-    let project = api
-        .call("POST", "/api/projects/", Some(&admin), Some(body))
-        .await
-        .json;
+    let (customer, project) = api.customer_with_project("Reviewed", "P").await;
     let (owner, owner_token) = api.user("alice", false, false).await;
     let customer = customer["uuid"].as_str().unwrap().to_owned();
-    let grant = json!({"user": owner.uuid, "role": "CUSTOMER.OWNER"});
-    assert_eq!(
-        api.call(
-            "POST",
-            &format!("/api/customers/{customer}/add_user/"),
-            Some(&admin),
-            Some(grant)
-        )
-        .await
-        .status,
-        201
-    );
+    api.grant(
+        &format!("/api/customers/{customer}/"),
+        &owner.uuid,
+        "CUSTOMER.OWNER",
+    )
+    .await;
     Org {
         api,
         customer,

@@ -17,39 +17,11 @@ async fn round_trips_stay_within_budget() {
     let api = TestApi::new().await;
     let admin = api.admin_token.clone();
     let (owner, owner_token) = api.user("owner", false, false).await;
-    let customer = api
-        .call(
-            "POST",
-            "/api/customers/",
-            Some(&admin),
-            Some(json!({"name": "Org"})),
-        )
-        .await
-        .json;
+    let (customer, project) = api.customer_with_project("Org", "P").await;
     let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
-    let project = api
-        .call(
-            "POST",
-            "/api/projects/",
-            Some(&admin),
-            Some(json!({"name": "P", "customer": customer["url"]})),
-        )
-        .await
-        .json;
     let project_uuid = project["uuid"].as_str().unwrap().to_owned();
     let project_path = format!("/api/projects/{project_uuid}/");
-    let grant = json!({"user": owner.uuid, "role": "CUSTOMER.OWNER"});
-    assert_eq!(
-        api.call(
-            "POST",
-            &format!("{customer_path}add_user/"),
-            Some(&admin),
-            Some(grant)
-        )
-        .await
-        .status,
-        201
-    );
+    api.grant(&customer_path, &owner.uuid, "CUSTOMER.OWNER").await;
     let mut members = Vec::new();
     for i in 0..30 {
         members.push(api.user(&format!("member{i}"), false, false).await.0);

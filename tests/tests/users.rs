@@ -4,41 +4,11 @@ use integration_tests::TestApi;
 use serde_json::{Value, json};
 
 async fn with_org(api: &TestApi) -> (String, String) {
-    let admin = api.admin_token.clone();
-    let customer = api
-        .call(
-            "POST",
-            "/api/customers/",
-            Some(&admin),
-            Some(json!({"name": "Admin org"})),
-        )
-        .await
-        .json;
-    let project = api
-        .call(
-            "POST",
-            "/api/projects/",
-            Some(&admin),
-            Some(json!({"name": "a project", "customer": customer["url"]})),
-        )
-        .await
-        .json;
+    let (customer, project) = api.customer_with_project("Admin org", "a project").await;
     (
         customer["uuid"].as_str().unwrap().to_owned(),
         project["uuid"].as_str().unwrap().to_owned(),
     )
-}
-
-async fn grant(api: &TestApi, scope: &str, user: &str, role: &str) {
-    let answer = api
-        .call(
-            "POST",
-            &format!("{scope}add_user/"),
-            Some(&api.admin_token),
-            Some(json!({"user": user, "role": role})),
-        )
-        .await;
-    assert_eq!(answer.status, 201, "{}", answer.text);
 }
 
 #[tokio::test]
@@ -96,21 +66,15 @@ async fn password_login_issues_a_token() {
 async fn field_selection_shows_permission_rows() {
     let api = TestApi::new().await;
     let (customer, project) = with_org(&api).await;
-    let admin_uuid = api.admin.uuid.to_string();
-    grant(
-        &api,
+    let admin_uuid = api.admin.uuid;
+    api.grant(
         &format!("/api/customers/{customer}/"),
         &admin_uuid,
         "CUSTOMER.OWNER",
     )
     .await;
-    grant(
-        &api,
-        &format!("/api/projects/{project}/"),
-        &admin_uuid,
-        "PROJECT.ADMIN",
-    )
-    .await;
+    api.grant(&format!("/api/projects/{project}/"), &admin_uuid, "PROJECT.ADMIN")
+        .await;
     let path = "/api/users/?username=admin&field=uuid&field=customer_permissions&field=project_permissions";
     let answer = api.call("GET", path, Some(&api.admin_token), None).await;
     assert_eq!(answer.header("x-result-count"), Some("1"));
@@ -147,17 +111,15 @@ async fn users_see_themselves_and_their_colleagues() {
     let (alice, alice_token) = api.user("alice", false, false).await;
     let (bob, _) = api.user("bob", false, false).await;
     let (carol, carol_token) = api.user("carol", false, false).await;
-    grant(
-        &api,
+    api.grant(
         &format!("/api/projects/{project}/"),
-        &alice.uuid.to_string(),
+        &alice.uuid,
         "PROJECT.MEMBER",
     )
     .await;
-    grant(
-        &api,
+    api.grant(
         &format!("/api/customers/{customer}/"),
-        &bob.uuid.to_string(),
+        &bob.uuid,
         "CUSTOMER.OWNER",
     )
     .await;
@@ -304,7 +266,7 @@ async fn renamed_users_are_renamed_in_member_listings() {
     let (customer, _) = with_org(&api).await;
     let (alice, alice_token) = api.user("alice", false, false).await;
     let scope = format!("/api/customers/{customer}/");
-    grant(&api, &scope, &alice.uuid.to_string(), "CUSTOMER.SUPPORT").await;
+    api.grant(&scope, &alice.uuid, "CUSTOMER.SUPPORT").await;
     let renamed = api
         .call(
             "PATCH",
