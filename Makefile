@@ -9,13 +9,15 @@ LOCAL_AWS := AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-e
 DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT)
 SAM := .tools/venv/bin/sam
 
-.PHONY: help dev test setup lint lint-template test-rust test-client run-scheduled bench stop clean
+.PHONY: help dev test setup lint lint-template test-rust test-client test-contract package run-scheduled bench stop clean
 
 help:
 	@echo "make dev    serve the API at http://$(DEV_ADDR) over DynamoDB Local (token in .dev/admin.token)"
-	@echo "make test   everything CI runs: fmt, clippy, unit + integration tests, template lint, client tests"
+	@echo "make test   everything CI runs: fmt, clippy, unit + integration tests, template lint, client tests,"
+	@echo "            contract fuzzing of docs/openapi.yaml"
+	@echo "make package   arm64 release zips of every function in target/lambda/ (sizes in bench/package-sizes.md)"
 	@echo "make run-scheduled [NOW=2027-01-01T06:00:00Z]   run the daily jobs against make dev's table"
-	@echo "make bench  the scheduler over 10,000 customers (round trips, wall time)"
+	@echo "make bench  every benchmark (round trips, latency, cold start, scale, throughput); rewrites bench/RESULTS.md"
 	@echo "make stop   stop the dev DynamoDB Local;  make clean   remove .dev"
 
 setup:
@@ -30,7 +32,7 @@ dev:
 	@echo "API token of the staff user admin is in .dev/admin.token; serving http://$(DEV_ADDR)" >&2
 	exec env $(DEV_ENV) target/debug/local-api --addr $(DEV_ADDR) --template template.yaml
 
-test: setup lint test-rust lint-template test-client
+test: setup lint test-rust lint-template test-client test-contract
 
 lint:
 	cargo fmt --all -- --check
@@ -45,15 +47,23 @@ lint-template:
 test-client:
 	tests/client/run.sh
 
+test-contract:
+	tests/contract/run.sh
+
+package:
+	scripts/package.sh
+
 run-scheduled:
 	cargo build -q -p review-scheduler-function
 	env $(DEV_ENV) target/debug/review-scheduler --task reviews $(if $(NOW),--now $(NOW))
 	env $(DEV_ENV) target/debug/review-scheduler --task expiry $(if $(NOW),--now $(NOW))
 
-# The benchmarks run against their own DynamoDB Local; see bench/RESULTS.md.
+# The benchmarks run against their own DynamoDB Local and the release builds of the functions
+# (the cold starts exec them); they rewrite bench/RESULTS.md.
 bench:
 	scripts/setup.sh ddb
-	env $(LOCAL_AWS) DYNAMODB_LOCAL_DIR="$$(scripts/setup.sh ddb-dir)" cargo run -q -p bench -- scheduler 10000
+	cargo build --release --workspace --bins
+	env $(LOCAL_AWS) DYNAMODB_LOCAL_DIR="$$(scripts/setup.sh ddb-dir)" target/release/bench all --bin-dir target/release
 
 stop:
 	scripts/ddb.sh stop $(DEV_DDB_PORT)

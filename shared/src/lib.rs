@@ -39,7 +39,11 @@ impl Context {
         }
     }
 
+    /// The context of a Lambda container: built once at init, with the connection to
+    /// DynamoDB already open.
     pub async fn from_env() -> Result<Self> {
-        Ok(Context::new(store::Store::from_env().await?))
+        let store = store::Store::from_env().await?;
+        store.warm().await;
+        Ok(Context::new(store))
     }
 }

@@ -92,7 +92,10 @@ impl PageRequest {
     pub fn from_params(params: &Params) -> Result<Self> {
         let size = params
             .get("page_size")
-            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map(str::trim)
+            // A size too large for usize is still a request for "as many as allowed".
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .map(|v| v.parse::<usize>().unwrap_or(usize::MAX))
             .filter(|size| *size > 0)
             .map_or(DEFAULT_PAGE_SIZE, |size| size.min(MAX_PAGE_SIZE));
         let selector = match params.get("page").map(str::trim) {
@@ -167,7 +170,14 @@ mod tests {
 
     #[test]
     fn page_size_falls_back_and_caps() {
-        for (given, expected) in [("0", 10), ("-3", 10), ("abc", 10), ("3", 3), ("100000", 300)] {
+        for (given, expected) in [
+            ("0", 10),
+            ("-3", 10),
+            ("abc", 10),
+            ("3", 3),
+            ("100000", 300),
+            ("99999999999999999999", 300),
+        ] {
             let request = PageRequest::from_params(&params(&[("page_size", given)])).unwrap();
             assert_eq!(request.size, expected, "{given}");
         }

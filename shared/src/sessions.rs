@@ -175,9 +175,17 @@ async fn record_failure(store: &Store, email: &str, window_open: bool, now: &Tim
 }
 
 /// Ends a session; ending one that is gone is not an error.
-pub async fn logout(store: &Store, session_id: &str) -> Result<()> {
+/// Ends the session, with its audit event (the session's own user signs out).
+pub async fn logout(store: &Store, user: &AuthUser, session_id: &str, now: &Timestamp) -> Result<()> {
     let mut tx = store.transaction();
     tx.delete(&session_key(session_id), "#META", None)?;
+    let event = Event {
+        event_type: "session_closed",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("User {} has signed out.", user.username),
+        details: json!({}),
+    };
+    audit::record(&mut tx, Some(user), &event, now)?;
     tx.commit().await.map_err(Error::from)
 }
 

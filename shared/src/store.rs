@@ -53,10 +53,19 @@ impl Store {
         let table = std::env::var("TABLE_NAME").map_err(|_| Error::internal("TABLE_NAME is not set"))?;
         let config = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(timeouts())
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .retry_config(retries())
             .load()
             .await;
         Ok(Store::new(Client::new(&config), table))
+    }
+
+    /// Opens the connection to DynamoDB (TCP, TLS, credentials) with one cheap read, so that a
+    /// container's first request does not pay for it: Lambda runs this during init. A failure
+    /// here is left for the requests to meet and report.
+    pub async fn warm(&self) {
+        if let Err(error) = self.get::<serde_json::Value>("#WARM", "#WARM").await {
+            tracing::warn!(%error, "warming the DynamoDB connection failed");
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -313,7 +322,14 @@ async fn all_pages<T: DeserializeOwned>(query: QueryFluentBuilder) -> Result<Vec
     }
 }
 
-fn timeouts() -> TimeoutConfig {
+/// Throttling and transient errors are retried with exponential backoff, three attempts in all.
+pub fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
+}
+
+/// Bounded waits: a store that does not answer costs a request at most a few seconds, and the
+/// caller gets a 503 rather than a Lambda timeout.
+pub fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))

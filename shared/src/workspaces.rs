@@ -3,6 +3,7 @@
 //! times. The owner is recorded on the workspace item, and every change that touches ownership
 //! is conditioned on it, so concurrent transfers leave exactly one owner.
 
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -209,6 +210,18 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<(Workspace, Vec<Permis
         }
     }
     Ok(workspace.map(|w| (w, permissions)))
+}
+
+/// Several workspaces with their permissions, in the order of `ids`; missing ones are left out.
+/// One Query per workspace, `CONCURRENT_READS` at a time.
+pub async fn get_many(store: &Store, ids: &[i64]) -> Result<Vec<(Workspace, Vec<Permission>)>> {
+    const CONCURRENT_READS: usize = 16;
+    let found: Vec<Option<(Workspace, Vec<Permission>)>> =
+        futures::stream::iter(ids.iter().copied().map(|id| get(store, id)))
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 pub async fn all(store: &Store) -> Result<Vec<Workspace>> {

@@ -24,6 +24,9 @@ use shared::Context;
 use shared::store::Store;
 use shared::users::{self, NewUser, User};
 
+pub mod faults;
+pub mod route_costs;
+
 static DYNAMODB: OnceLock<(String, Mutex<Child>)> = OnceLock::new();
 
 fn workspace_root() -> PathBuf {
@@ -109,14 +112,31 @@ pub fn dynamodb_endpoint() -> &'static str {
     endpoint
 }
 
-/// Counts the requests a client sends to DynamoDB (retries included): round trips.
+/// Counts the requests a client sends to DynamoDB (retries included): round trips, and which
+/// operation each was.
 #[derive(Debug, Clone, Default)]
-pub struct RoundTrips(Arc<AtomicUsize>);
+pub struct RoundTrips {
+    count: Arc<AtomicUsize>,
+    operations: Arc<Mutex<Vec<String>>>,
+}
 
 impl RoundTrips {
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.count.load(Ordering::SeqCst)
     }
+
+    /// The operations sent since the count was `mark` (e.g. `GetItem`, `TransactWriteItems`).
+    pub fn operations_since(&self, mark: usize) -> Vec<String> {
+        self.operations.lock().unwrap()[mark..].to_vec()
+    }
+}
+
+/// The DynamoDB operations that change the table.
+pub fn is_write(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem"
+    )
 }
 
 impl Intercept for RoundTrips {
@@ -126,11 +146,20 @@ impl Intercept for RoundTrips {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         _config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        // One lock for both, so that a mark taken from the count indexes the operations.
+        let mut operations = self.operations.lock().unwrap();
+        operations.push(operation);
+        self.count.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -152,6 +181,20 @@ pub fn counted_client_for(endpoint: &str, round_trips: RoundTrips) -> Client {
                 .operation_timeout(Duration::from_secs(10))
                 .build(),
         )
+        .interceptor(round_trips)
+        .build();
+    Client::from_conf(config)
+}
+
+/// A client for `endpoint` with the timeouts and retries of the deployed functions.
+pub fn production_client_for(endpoint: &str, round_trips: RoundTrips) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("dummy", "dummy", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .timeout_config(shared::store::timeouts())
+        .retry_config(shared::store::retries())
         .interceptor(round_trips)
         .build();
     Client::from_conf(config)
@@ -197,7 +240,20 @@ impl Answer {
 impl TestApi {
     pub async fn new() -> Self {
         let round_trips = RoundTrips::default();
-        let store = fresh_store(round_trips.clone()).await;
+        Self::over(fresh_store(round_trips.clone()).await, round_trips).await
+    }
+
+    /// The API over a fresh table reached through `endpoint` (e.g. a fault proxy in front of
+    /// DynamoDB Local), with the deployed functions' timeouts and retries.
+    pub async fn through(endpoint: &str) -> Self {
+        let round_trips = RoundTrips::default();
+        let client = production_client_for(endpoint, round_trips.clone());
+        let store = Store::new(client, format!("t{}", uuid::Uuid::new_v4().simple()));
+        store.create_table().await.expect("create table");
+        Self::over(store, round_trips).await
+    }
+
+    async fn over(store: Store, round_trips: RoundTrips) -> Self {
         let now = shared::time::now();
         shared::roles::seed_system_roles(&store, &now)
             .await
@@ -217,18 +273,64 @@ impl TestApi {
         &self.ctx.store
     }
 
+    /// How many audit events the table holds (a Scan: tests only).
+    pub async fn audit_events(&self) -> usize {
+        let store = self.store();
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = store
+                .client()
+                .scan()
+                .table_name(store.table())
+                .filter_expression("begins_with(PK, :audit)")
+                .expression_attribute_values(
+                    ":audit",
+                    aws_sdk_dynamodb::types::AttributeValue::S("AUDIT#".into()),
+                )
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan audit events");
+            count += usize::try_from(output.count).unwrap_or(0);
+            match output.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return count,
+            }
+        }
+    }
+
     /// A user with a token.
     pub async fn user(&self, username: &str, is_staff: bool, is_support: bool) -> (User, String) {
         make_user(&self.ctx.store, username, is_staff, is_support).await
     }
 
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let authorization = token.map(|token| format!("Token {token}"));
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, &headers, body).await
+    }
+
+    /// A request with these headers (e.g. a session cookie) and, if given, a JSON body.
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
         let mut builder = lambda_http::http::Request::builder()
             .method(Method::from_bytes(method.as_bytes()).expect("method"))
             .uri(format!("http://testserver{path}"))
             .header("host", "testserver");
-        if let Some(token) = token {
-            builder = builder.header("authorization", format!("Token {token}"));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let body = match body {
             Some(value) => {
@@ -281,6 +383,19 @@ impl TestApi {
         (answer, self.round_trips.count() - before)
     }
 
+    /// The answer and the DynamoDB operations it took, in order.
+    pub async fn traced(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (Answer, Vec<String>) {
+        let mark = self.round_trips.count();
+        let answer = self.call_with_headers(method, path, headers, body).await;
+        (answer, self.round_trips.operations_since(mark))
+    }
+
     pub async fn send(&self, request: Request) -> Answer {
         let response = local_api::dispatch(&self.ctx, &self.router, request).await;
         let (parts, body) = response.into_parts();
@@ -289,10 +404,15 @@ impl TestApi {
             Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             _ => String::new(),
         };
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
+        let is_json = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|media_type| media_type.starts_with("application/json"));
+        let json = if is_json && !text.is_empty() {
             serde_json::from_str(&text).expect("JSON body")
+        } else {
+            Value::Null
         };
         Answer {
             status: parts.status.as_u16(),

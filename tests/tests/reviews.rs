@@ -153,10 +153,11 @@ async fn closing_follows_the_rules_and_restarts_the_period() {
     let uuid = mine.json[0]["uuid"].as_str().unwrap().to_owned();
     let review = format!("/api/customer-permissions-reviews/{uuid}/");
 
+    // Waldur shows a customer's reviews only to those with a role on the customer itself.
     assert_eq!(
         o.api.call("GET", &review, Some(&bob_token), None).await.status,
-        200,
-        "project members see the customer's review"
+        404,
+        "a project admin does not see the customer's review"
     );
     let hidden = o.api.call("GET", &review, Some(&carol_token), None).await;
     assert_eq!(
@@ -183,7 +184,7 @@ async fn closing_follows_the_rules_and_restarts_the_period() {
             .call("POST", &format!("{review}close/"), Some(&bob_token), None)
             .await
             .status,
-        403
+        404
     );
     let closed = o
         .api
@@ -385,7 +386,8 @@ async fn a_review_lists_what_it_reviews_and_revokes_from_within() {
             )
             .await
             .status,
-        403
+        404,
+        "a project admin does not see the customer's review"
     );
     let revoked = o
         .api
@@ -460,4 +462,58 @@ async fn a_review_lists_what_it_reviews_and_revokes_from_within() {
         )
         .await;
     assert_eq!(too_late.json, json!(["Review is already closed."]));
+}
+
+#[tokio::test]
+async fn concurrent_closes_of_one_review_close_it_once() {
+    let o = org().await;
+    run_reviews(&o.api, &at("2027-01-01T06:00:00Z")).await;
+    let pending = o
+        .api
+        .call(
+            "GET",
+            "/api/customer-permissions-reviews/?is_pending=true",
+            Some(&o.owner_token),
+            None,
+        )
+        .await;
+    let uuid = pending.json[0]["uuid"].as_str().unwrap();
+    let close = format!("/api/customer-permissions-reviews/{uuid}/close/");
+    let answers =
+        futures::future::join_all((0..20).map(|_| o.api.call("POST", &close, Some(&o.owner_token), None)))
+            .await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    for refused in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(
+            (refused.status, &refused.json),
+            (400, &json!(["Review is already closed."]))
+        );
+    }
+    let events = o
+        .api
+        .store()
+        .client()
+        .query()
+        .table_name(o.api.store().table())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("AUDIT#CUSTOMER#{}", o.customer)),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let closings = events
+        .iter()
+        .filter(|e| {
+            e.get("event_type")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("permission_review_closed")
+        })
+        .count();
+    assert_eq!(closings, 1, "one close, one audit event");
 }

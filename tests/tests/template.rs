@@ -5,9 +5,30 @@
 use integration_tests::{TestApi, router};
 use serde_yaml::Value;
 
+use std::collections::BTreeSet;
+
+fn yaml(relative_path: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative_path);
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn template() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    yaml("../template.yaml")
+}
+
+const READ_ACTIONS: [&str; 3] = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"];
+
+fn policy_actions(function: &Value) -> BTreeSet<String> {
+    let Some(policies) = function["Properties"]["Policies"].as_sequence() else {
+        return BTreeSet::new();
+    };
+    policies
+        .iter()
+        .flat_map(|policy| policy["Statement"].as_sequence().cloned().unwrap_or_default())
+        .flat_map(|statement| statement["Action"].as_sequence().cloned().unwrap_or_default())
+        .map(|action| action.as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn functions(template: &Value) -> Vec<(String, &Value)> {
@@ -66,12 +87,83 @@ fn functions_are_arm64_cargo_lambda_builds() {
             function["Metadata"]["BuildProperties"]["Binary"].is_string(),
             "{name}"
         );
-        assert!(
-            function["Properties"]["Policies"].is_sequence(),
-            "{name} needs its own policy"
-        );
     }
 }
+
+/// Least privilege: no wildcard and no Scan anywhere; the read-only functions can only read, and
+/// the schema function cannot touch the table at all.
+#[test]
+fn functions_get_only_the_table_access_they_need() {
+    let template = template();
+    for (name, function) in functions(&template) {
+        let actions = policy_actions(function);
+        for action in &actions {
+            assert!(
+                action.starts_with("dynamodb:") && !action.contains('*') && action != "dynamodb:Scan",
+                "{name} may {action}"
+            );
+        }
+        match name.as_str() {
+            "SchemaFunction" => assert!(actions.is_empty(), "{name} may {actions:?}"),
+            "PermissionsFunction" => assert!(
+                actions
+                    .iter()
+                    .all(|action| READ_ACTIONS.contains(&action.as_str())),
+                "{name} is read-only but may {actions:?}"
+            ),
+            _ => assert!(!actions.is_empty(), "{name} needs its own policy"),
+        }
+    }
+}
+
+#[test]
+fn every_function_has_a_log_group_with_retention() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    for (name, _) in functions(&template) {
+        let log_group = &resources[format!("{name}Logs").as_str()];
+        assert_eq!(log_group["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert!(!log_group["Properties"]["RetentionInDays"].is_null(), "{name}");
+    }
+}
+
+/// The OpenAPI document and the template describe the same routes: a route added to one and
+/// not the other fails here.
+#[test]
+fn openapi_document_has_exactly_the_template_routes() {
+    let document = yaml("../docs/openapi.yaml");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let documented: BTreeSet<(String, String)> = document["paths"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            let path = path.as_str().unwrap().to_owned();
+            item.as_mapping()
+                .unwrap()
+                .keys()
+                .filter_map(|key| key.as_str())
+                .filter(|key| HTTP_METHODS.contains(key))
+                .map(move |method| (method.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    let routed: BTreeSet<(String, String)> = router()
+        .routes()
+        .iter()
+        .map(|route| (route.method.clone(), route.path.clone()))
+        .collect();
+    let undocumented: Vec<_> = routed.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&routed).collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "in the template but not in docs/openapi.yaml: {undocumented:?}\n\
+         in docs/openapi.yaml but not in the template: {unrouted:?}"
+    );
+}
+
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 #[test]
 fn table_matches_the_store() {
@@ -109,4 +201,35 @@ fn table_matches_the_store() {
     }
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "expires_at");
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+}
+
+#[tokio::test]
+async fn the_document_is_served_at_api_schema() {
+    let api = TestApi::new().await;
+    let kept = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml"),
+    )
+    .unwrap();
+
+    let as_yaml = api.call("GET", "/api/schema/", None, None).await;
+    assert_eq!(as_yaml.status, 200);
+    assert_eq!(
+        as_yaml.header("content-type"),
+        Some("application/vnd.oai.openapi")
+    );
+    assert_eq!(as_yaml.text, kept);
+
+    let as_json = api.call("GET", "/api/schema/?format=json", None, None).await;
+    assert_eq!(as_json.status, 200);
+    assert_eq!(
+        as_json.header("content-type"),
+        Some("application/vnd.oai.openapi+json")
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&as_json.text).unwrap();
+    let from_yaml: serde_json::Value = serde_yaml::from_str(&kept).unwrap();
+    assert_eq!(parsed, from_yaml);
+
+    let unknown = api.call("GET", "/api/schema/?format=xml", None, None).await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.json["format"][0], "Select a valid choice: json or yaml.");
 }

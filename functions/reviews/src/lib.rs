@@ -122,7 +122,7 @@ async fn visible_review(
         reviews::get(&ctx.store, &uuid)
     )?;
     let review = review
-        .filter(|r| r.scope_type == kind && access.can_see(&scope_of(r)))
+        .filter(|r| r.scope_type == kind && access.can_see_reviews_of(&scope_of(r)))
         .ok_or_else(not_found)?;
     Ok((access, review))
 }
@@ -141,7 +141,7 @@ async fn list(
     } else {
         let mut found = Vec::new();
         for scope in authz::visible_scopes(&ctx.store, &access).await? {
-            if scope.content_type == kind {
+            if scope.content_type == kind && access.can_see_reviews_of(&scope) {
                 found.extend(reviews::of_scope(&ctx.store, kind, &scope.uuid).await?);
             }
         }

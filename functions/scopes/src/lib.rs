@@ -554,7 +554,8 @@ async fn list_users(
         PageSelector::Number(number) if query.is_plain() => Some(number),
         _ => None,
     };
-    let limit = plain_page.map(|number| number * page_request.size);
+    // A page number too large to multiply reads everything and then answers "Invalid page.".
+    let limit = plain_page.and_then(|number| number.checked_mul(page_request.size));
     let (access, found) = tokio::try_join!(
         Access::load(&ctx.store, &ctx.roles, user, &now),
         grants::scope_with_members(&ctx.store, kind, &scope_uuid, limit)

@@ -47,7 +47,11 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
     let segments = request.segments().ok_or_else(http::no_route)?;
     if segments == ["api-auth", "password"] {
         return match request.method {
-            Method::POST => password_login(ctx, request).await,
+            Method::POST => {
+                // A bad token sent along with a login is refused like everywhere else (DRF).
+                auth::authenticate(&ctx.store, request.authorization()).await?;
+                password_login(ctx, request).await
+            }
             _ => Err(http::method_not_allowed(request, &["POST"])),
         };
     }
@@ -194,7 +198,9 @@ async fn create(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Resul
     let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
     let view = View::new(request, &access, access.roles());
     let value = view.render(ctx, &user, &now).await?;
-    Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
+    // From the uuid, not the `url` field: `?field=` may have left that out.
+    let location = request.url(&format!("/api/users/{}/", user.uuid));
+    Ok(http::created(&location, &value))
 }
 
 /// Staff may change anyone, flags included; a user may change their own names, email and
@@ -229,11 +235,10 @@ async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<R
     let not_found = || Error::not_found("User");
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
     if !caller.is_staff && uuid != caller.uuid {
-        return Err(if caller.is_support {
-            Error::PermissionDenied
-        } else {
-            not_found()
-        });
+        // DRF's order: a user one cannot see is not found; one that is seen is not theirs to rotate.
+        let access = Access::load(&ctx.store, &ctx.roles, caller, &time::now()).await?;
+        visible_user(ctx, &access, &uuid.to_string()).await?;
+        return Err(Error::PermissionDenied);
     }
     let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
     let token = users::issue_token(&ctx.store, Some(caller), &user, &time::now()).await?;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use shared::auth::{AuthUser, Principal};
 use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::http::{self, ApiRequest};
-use shared::page::{self, PageRequest};
+use shared::page::{self, Page, PageRequest};
 use shared::sessions;
 use shared::time;
 use shared::users::{self, User};
@@ -102,14 +102,8 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
 /// `POST /api/v1/auth/ {email, password}`: 201 with the session cookie. A stale session cookie
 /// sent along is refused (401), as Syntho does.
 async fn login(ctx: &Context, request: &ApiRequest, principal: Result<Principal>) -> Result<Response<Body>> {
-    if request.authorization().is_none()
-        && request
-            .header("cookie")
-            .and_then(sessions::cookie_value)
-            .is_some()
-    {
-        principal?;
-    }
+    // Credentials sent along with a login must still be valid: a bad token is a 401 here too.
+    principal?;
     let body = request.json()?;
     let empty = Map::new();
     let object = validate::object(body.as_ref(), &empty)?;
@@ -151,9 +145,9 @@ async fn login(ctx: &Context, request: &ApiRequest, principal: Result<Principal>
 }
 
 async fn logout(ctx: &Context, request: &ApiRequest, principal: Principal) -> Result<Response<Body>> {
-    principal.require_user()?;
+    let user = principal.require_user()?;
     if let Some(session) = request.header("cookie").and_then(sessions::cookie_value) {
-        sessions::logout(&ctx.store, session).await?;
+        sessions::logout(&ctx.store, user, session, &time::now()).await?;
     }
     let mut response = http::json(StatusCode::OK, &json!({"status": "OK"}));
     if let Ok(cookie) = HeaderValue::from_str(&sessions::clear_cookie(request.is_secure())) {
@@ -224,8 +218,9 @@ fn permission_json(permission: &Permission) -> Value {
 }
 
 /// The workspaces the caller holds a permission on (all, for an admin), with their permissions.
-async fn visible_workspaces(ctx: &Context, user: &AuthUser) -> Result<Vec<(Workspace, Vec<Permission>)>> {
-    let ids: Vec<i64> = if user.is_staff {
+/// The ids of the workspaces a user sees (staff: all), ascending.
+async fn visible_workspace_ids(ctx: &Context, user: &AuthUser) -> Result<Vec<i64>> {
+    let mut ids: Vec<i64> = if user.is_staff {
         workspaces::all(&ctx.store)
             .await?
             .into_iter()
@@ -238,21 +233,29 @@ async fn visible_workspaces(ctx: &Context, user: &AuthUser) -> Result<Vec<(Works
             .map(|p| p.workspace)
             .collect()
     };
-    let mut found = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(workspace) = workspaces::get(&ctx.store, id).await? {
-            found.push(workspace);
-        }
-    }
-    found.sort_by_key(|(w, _)| w.id);
-    Ok(found)
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 async fn list_workspaces(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
     let page_request = PageRequest::from_params(&request.params)?;
-    let found = visible_workspaces(ctx, user).await?;
-    let page = page::paginate(found, &page_request)?;
-    Ok(http::page(request, page.map(|(w, p)| workspace_json(&w, &p))))
+    // Only the page's workspaces are read.
+    let page = page::paginate(visible_workspace_ids(ctx, user).await?, &page_request)?;
+    let items = workspaces::get_many(&ctx.store, &page.items)
+        .await?
+        .iter()
+        .map(|(w, p)| workspace_json(w, p))
+        .collect();
+    Ok(http::page(
+        request,
+        Page {
+            items,
+            number: page.number,
+            pages: page.pages,
+            total: page.total,
+        },
+    ))
 }
 
 async fn create_workspace(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
@@ -288,10 +291,11 @@ async fn list_permissions(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
         .params
         .get("workspace")
         .and_then(|w| w.parse::<i64>().ok());
-    let permissions: Vec<Permission> = visible_workspaces(ctx, user)
+    let mut ids = visible_workspace_ids(ctx, user).await?;
+    ids.retain(|id| workspace_filter.is_none_or(|wanted| *id == wanted));
+    let permissions: Vec<Permission> = workspaces::get_many(&ctx.store, &ids)
         .await?
         .into_iter()
-        .filter(|(w, _)| workspace_filter.is_none_or(|id| w.id == id))
         .flat_map(|(_, permissions)| permissions)
         .collect();
     let page = page::paginate(permissions, &page_request)?;

@@ -2,11 +2,23 @@
 //! the Lambda binaries run, in-process. It stands in for `sam local`, which needs Docker.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
 
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_yaml::Value;
 use shared::Context;
+use tokio::net::TcpListener;
+
+/// The largest body the runner passes on (API Gateway's own limit is 10 MB); the functions
+/// refuse anything over 1 MiB themselves.
+const MAX_FORWARDED_BODY: usize = 8 << 20;
 
 /// One `HttpApi` event of one function in the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +174,7 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
         Some("invitations") => Box::pin(invitations_function::handle(ctx, request)).await,
         Some("reviews") => Box::pin(reviews_function::handle(ctx, request)).await,
         Some("workspace-permissions") => Box::pin(workspace_permissions_function::handle(ctx, request)).await,
+        Some("schema") => schema_function::handle(request).await,
         Some(other) => gateway_answer(
             500,
             &format!("function {other} is not linked into the local runner"),
@@ -169,6 +182,76 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
         None if request.method() == Method::OPTIONS => gateway_answer(204, ""),
         None => gateway_answer(404, "Not Found"),
     }
+}
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped, as API Gateway in front of the
+/// functions: each request goes to the function its route names.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, router: Arc<Router>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (router, ctx) = (router.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let (router, ctx) = (router.clone(), ctx.clone());
+                async move { answer(&ctx, &router, request).await }
+            });
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%err, "connection closed");
+            }
+        });
+    }
+}
+
+async fn answer(
+    ctx: &Context,
+    router: &Router,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    let started = Instant::now();
+    let (mut parts, body) = request.into_parts();
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+    let bytes = match Limited::new(body, MAX_FORWARDED_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let mut response = hyper::Response::new(Full::new(Bytes::from_static(
+                b"{\"message\":\"Request Entity Too Large\"}",
+            )));
+            *response.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+            return Ok(response);
+        }
+    };
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    parts.uri = format!("http://{host}{path_and_query}")
+        .parse()
+        .unwrap_or(parts.uri);
+    parts.headers.insert(
+        "x-forwarded-proto",
+        hyper::header::HeaderValue::from_static("http"),
+    );
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => Body::Empty,
+        Ok(text) => Body::Text(text),
+        Err(binary) => Body::Binary(binary.into_bytes()),
+    };
+    let response = dispatch(ctx, router, lambda_http::Request::from_parts(parts, body)).await;
+    let (parts, body) = response.into_parts();
+    tracing::info!(%method, %path, status = parts.status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64);
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(binary) => Bytes::from(binary),
+        _ => Bytes::new(),
+    };
+    Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
 }
 
 fn gateway_answer(status: u16, message: &str) -> Response<Body> {

@@ -1,0 +1,15 @@
+//! The OpenAPI document is kept in the repository as YAML; its JSON form is made here so that
+//! the function serves both without parsing anything at run time.
+
+use std::path::PathBuf;
+
+fn main() {
+    let source = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../docs/openapi.yaml");
+    println!("cargo::rerun-if-changed={}", source.display());
+    let yaml = std::fs::read_to_string(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+    let document: serde_json::Value =
+        serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("openapi.yaml"), &yaml).unwrap();
+    std::fs::write(out.join("openapi.json"), document.to_string()).unwrap();
+}

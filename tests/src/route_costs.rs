@@ -1,0 +1,1331 @@
+//! DynamoDB round trips of every route of the template, each measured on one realistic request
+//! that succeeds (a warm container: role definitions cached). The budget test in
+//! `tests/tests/round_trips.rs` asserts them and `make bench` prints them into bench/RESULTS.md.
+//!
+//! Budgets: a read costs at most 3 requests (authentication + authorization + its own read);
+//! a change costs the reads that authenticate, authorize and validate it, plus at most one
+//! write (one conditional write or one TransactWriteItems).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use shared::reviews::Schedule;
+use shared::{scheduler, time};
+
+use crate::{TestApi, is_write};
+
+/// The read budget of any read-only request.
+pub const READ_BUDGET: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct RouteCost {
+    pub method: String,
+    /// The template's path of the route.
+    pub route: String,
+    /// Who called, and anything that matters to the count.
+    pub case: String,
+    pub status: u16,
+    pub reads: usize,
+    pub writes: usize,
+    /// Reads allowed for this request (for a change: those that authorize and validate it).
+    pub read_budget: usize,
+    /// Where the route is known to miss the budget: what it may not exceed, and why.
+    pub exception: Option<&'static Exception>,
+    /// Audit events the request added.
+    pub audit_events: usize,
+    /// The answer's body.
+    pub answer: String,
+}
+
+/// A route that misses the budget today, with the counts it must not exceed and the reason.
+#[derive(Debug)]
+pub struct Exception {
+    pub method: &'static str,
+    pub route: &'static str,
+    pub reads: usize,
+    pub writes: usize,
+    pub why: &'static str,
+}
+
+const USER_ROWS: &str = "each user is rendered with `customer_permissions` and `project_permissions` (seed 002): \
+    a Query of the user's grants and a BatchGetItem of their scopes, per user; with `field=` leaving them out it \
+    meets the budget";
+const PROJECT_NAMES: &str =
+    "a project row carries its customer's names: one more GetItem (BatchGetItem for a page)";
+const LISTING_NAMES: &str = "rows carry user, role, scope and customer names: a BatchGetItem of the users and \
+    one of the scopes after the grants";
+const REQUEST_NAMES: &str = "rows carry the invitation's scope and customer names and the requester's: \
+    the invitation, its scope and the users are read after the request";
+const REVIEW_NAMES: &str = "rows carry scope and customer names and the reviewer's: read after the review";
+const COUNTER: &str = "the workspace family's integer ids come from an atomic counter: one UpdateItem per new \
+    id before the transaction (a failed transaction only skips a number)";
+
+pub const EXCEPTIONS: &[Exception] = &[
+    Exception {
+        method: "GET",
+        route: "/api/users/",
+        reads: 10,
+        writes: 0,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/users/",
+        reads: 10,
+        writes: 0,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/users/",
+        reads: 2,
+        writes: 2,
+        why: COUNTER,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/users/me/",
+        reads: 4,
+        writes: 0,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/users/me/",
+        reads: 4,
+        writes: 0,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/users/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/users/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "PUT",
+        route: "/api/users/{uuid}/",
+        reads: 5,
+        writes: 1,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "PATCH",
+        route: "/api/users/{uuid}/",
+        reads: 4,
+        writes: 1,
+        why: USER_ROWS,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/projects/",
+        reads: 4,
+        writes: 0,
+        why: PROJECT_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/projects/",
+        reads: 4,
+        writes: 0,
+        why: PROJECT_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/projects/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: PROJECT_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/projects/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: PROJECT_NAMES,
+    },
+    Exception {
+        method: "PUT",
+        route: "/api/projects/{uuid}/",
+        reads: 4,
+        writes: 1,
+        why: PROJECT_NAMES,
+    },
+    Exception {
+        method: "PATCH",
+        route: "/api/projects/{uuid}/",
+        reads: 4,
+        writes: 1,
+        why: PROJECT_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/customer-permissions/",
+        reads: 5,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/customer-permissions/",
+        reads: 5,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/customer-permissions/{pk}/",
+        reads: 4,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/project-permissions/",
+        reads: 6,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/project-permissions/",
+        reads: 6,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/project-permissions/{pk}/",
+        reads: 5,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/user-permissions/",
+        reads: 7,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/user-permissions/",
+        reads: 7,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/user-permissions/{pk}/",
+        reads: 5,
+        writes: 0,
+        why: LISTING_NAMES,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/user-group-invitations/",
+        reads: 5,
+        writes: 1,
+        why: "validates the scope and the role and reads the customer for the answer's names",
+    },
+    Exception {
+        method: "GET",
+        route: "/api/user-group-invitations/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/user-group-invitations/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/user-group-invitations/{uuid}/submit_request/",
+        reads: 5,
+        writes: 1,
+        why: "reads the invitation, its scope, and the requester's grants and pending requests (no duplicates)",
+    },
+    Exception {
+        method: "POST",
+        route: "/api/user-group-invitations/{uuid}/request/",
+        reads: 5,
+        writes: 1,
+        why: "reads the invitation, its scope, and the requester's grants and pending requests (no duplicates)",
+    },
+    Exception {
+        method: "GET",
+        route: "/api/user-permission-requests/",
+        reads: 7,
+        writes: 0,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/user-permission-requests/",
+        reads: 7,
+        writes: 0,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/user-permission-requests/{uuid}/",
+        reads: 6,
+        writes: 0,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/user-permission-requests/{uuid}/",
+        reads: 6,
+        writes: 0,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/user-permission-requests/{uuid}/approve/",
+        reads: 6,
+        writes: 1,
+        why: "reads the request, its invitation, the scope, the role and the requester, whose grant it makes",
+    },
+    Exception {
+        method: "POST",
+        route: "/api/user-permission-requests/{uuid}/cancel_request/",
+        reads: 5,
+        writes: 1,
+        why: REQUEST_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/customer-permissions-reviews/",
+        reads: 5,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/customer-permissions-reviews/",
+        reads: 5,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/customer-permissions-reviews/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/customer-permissions-reviews/{uuid}/",
+        reads: 4,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/customer-permissions-reviews/{uuid}/permissions/",
+        reads: 4,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/customer-permissions-reviews/{uuid}/revoke/",
+        reads: 7,
+        writes: 1,
+        why: "reads the review, its snapshot entry, the grant, the scope, the role and the user before one transaction",
+    },
+    Exception {
+        method: "GET",
+        route: "/api/project-permissions-reviews/",
+        reads: 6,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/project-permissions-reviews/",
+        reads: 6,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/project-permissions-reviews/{uuid}/",
+        reads: 5,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/project-permissions-reviews/{uuid}/",
+        reads: 5,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "GET",
+        route: "/api/project-permissions-reviews/{uuid}/permissions/",
+        reads: 4,
+        writes: 0,
+        why: REVIEW_NAMES,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/project-permissions-reviews/{uuid}/revoke/",
+        reads: 7,
+        writes: 1,
+        why: "reads the review, its snapshot entry, the grant, the scope, the role and the user before one transaction",
+    },
+    Exception {
+        method: "POST",
+        route: "/api/v1/workspaces/",
+        reads: 2,
+        writes: 3,
+        why: COUNTER,
+    },
+    Exception {
+        method: "POST",
+        route: "/api/v1/workspace_permissions/",
+        reads: 3,
+        writes: 2,
+        why: COUNTER,
+    },
+    Exception {
+        method: "PATCH",
+        route: "/api/v1/workspace_permissions/transfer/",
+        reads: 4,
+        writes: 2,
+        why: COUNTER,
+    },
+];
+
+impl RouteCost {
+    /// Within the issue's rule: the read budget and one write.
+    pub fn within_budget(&self) -> bool {
+        self.reads <= self.read_budget && self.writes <= 1
+    }
+
+    /// Within the rule or, for a known exception, within the counts recorded for it.
+    pub fn within_allowance(&self) -> bool {
+        match self.exception {
+            Some(exception) => self.reads <= exception.reads && self.writes <= exception.writes,
+            None => self.within_budget(),
+        }
+    }
+}
+
+fn exception_for(method: &str, route: &str) -> Option<&'static Exception> {
+    EXCEPTIONS
+        .iter()
+        .find(|exception| exception.method == method && exception.route == route)
+}
+
+/// Measures every route; panics when a request of the list does not succeed, so a count is
+/// always the cost of the real work.
+pub async fn measure_every_route(api: &TestApi) -> Vec<RouteCost> {
+    let mut run = Run {
+        api,
+        costs: Vec::new(),
+        head_routes: api
+            .router
+            .routes()
+            .iter()
+            .filter(|route| route.method == "HEAD")
+            .map(|route| route.path.clone())
+            .collect(),
+    };
+    run.all().await;
+    run.costs
+}
+
+/// The routes of the template with no measured request: the budget test requires none.
+pub fn unmeasured_routes(api: &TestApi, costs: &[RouteCost]) -> Vec<String> {
+    let measured: BTreeSet<(&str, &str)> = costs
+        .iter()
+        .map(|cost| (cost.method.as_str(), cost.route.as_str()))
+        .collect();
+    api.router
+        .routes()
+        .iter()
+        .filter(|route| !measured.contains(&(route.method.as_str(), route.path.as_str())))
+        .map(|route| format!("{} {}", route.method, route.path))
+        .collect()
+}
+
+/// The Markdown table of RESULTS.md.
+pub fn table(costs: &[RouteCost]) -> String {
+    let mut text = String::from(
+        "| route | request | reads | writes | read budget | within budget |\n| --- | --- | ---: | ---: | ---: | --- |\n",
+    );
+    for cost in costs {
+        let verdict = match (cost.within_budget(), cost.exception) {
+            (true, _) => "yes".to_owned(),
+            (false, Some(exception)) => format!("**no**: {}", exception.why),
+            (false, None) => "**no**".to_owned(),
+        };
+        text.push_str(&format!(
+            "| `{} {}` | {} | {} | {} | {} | {verdict} |\n",
+            cost.method, cost.route, cost.case, cost.reads, cost.writes, cost.read_budget,
+        ));
+    }
+    text
+}
+
+const MEMBER_ROLE_UUID: &str = "9c9547bad0d742adafd4d54ef992e605";
+const PASSWORD: &str = "correct horse battery";
+
+struct Run<'a> {
+    api: &'a TestApi,
+    costs: Vec<RouteCost>,
+    head_routes: BTreeSet<String>,
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy)]
+enum Caller<'t> {
+    Anonymous,
+    Token(&'t str),
+    Session(&'t str),
+}
+
+impl Run<'_> {
+    /// Sends one request, records its cost under `route`, and for a GET of a route that also has
+    /// a HEAD, measures the HEAD too. Returns the answer's JSON.
+    #[allow(clippy::too_many_arguments)]
+    async fn measure(
+        &mut self,
+        case: &str,
+        method: &str,
+        route: &str,
+        path: &str,
+        caller: Caller<'_>,
+        body: Option<Value>,
+        read_budget: usize,
+    ) -> Value {
+        let value = self
+            .measure_one(case, method, route, path, caller, body, read_budget)
+            .await;
+        if method == "GET" && self.head_routes.contains(route) {
+            self.measure_one(case, "HEAD", route, path, caller, None, read_budget)
+                .await;
+        }
+        value
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn measure_one(
+        &mut self,
+        case: &str,
+        method: &str,
+        route: &str,
+        path: &str,
+        caller: Caller<'_>,
+        body: Option<Value>,
+        read_budget: usize,
+    ) -> Value {
+        let credential = match caller {
+            Caller::Anonymous => None,
+            Caller::Token(token) => Some(("authorization", format!("Token {token}"))),
+            Caller::Session(session) => Some(("cookie", format!("sessionid={session}"))),
+        };
+        let headers: Vec<(&str, &str)> = credential
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let audit_before = self.api.audit_events().await;
+        let (answer, operations) = self.api.traced(method, path, &headers, body).await;
+        let audit_events = self.api.audit_events().await - audit_before;
+        assert!(
+            (200..300).contains(&answer.status),
+            "{method} {path} ({case}) answered {}: {}",
+            answer.status,
+            answer.text
+        );
+        let writes = operations.iter().filter(|operation| is_write(operation)).count();
+        self.costs.push(RouteCost {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            case: case.to_owned(),
+            status: answer.status,
+            reads: operations.len() - writes,
+            writes,
+            read_budget,
+            exception: exception_for(method, route),
+            audit_events,
+            answer: answer.text,
+        });
+        answer.json
+    }
+
+    async fn all(&mut self) {
+        let api = self.api;
+        let admin = api.admin_token.clone();
+        let staff = Caller::Token(&admin);
+        let (owner, owner_token) = api.user("owner", false, false).await;
+        let owner_caller = Caller::Token(&owner_token);
+        let (bob, _) = api.user("bob", false, false).await;
+        let (carol, _) = api.user("carol", false, false).await;
+        let (customer, project) = api.customer_with_project("Org", "P").await;
+        let customer_uuid = customer["uuid"].as_str().unwrap().to_owned();
+        let customer_url = customer["url"].as_str().unwrap().to_owned();
+        let project_uuid = project["uuid"].as_str().unwrap().to_owned();
+        let project_url = project["url"].as_str().unwrap().to_owned();
+        let customer_path = format!("/api/customers/{customer_uuid}/");
+        let project_path = format!("/api/projects/{project_uuid}/");
+        api.grant(&customer_path, &owner.uuid, "CUSTOMER.OWNER").await;
+        api.grant(&project_path, &carol.uuid, "PROJECT.MEMBER").await;
+        // Warm this container's role cache, as a warm Lambda has it.
+        api.call(
+            "GET",
+            &format!("{project_path}list_users/"),
+            Some(&owner_token),
+            None,
+        )
+        .await;
+
+        self.schema().await;
+        self.roles(staff).await;
+        self.users(staff, &bob).await;
+
+        // Customers and projects, with the grants on them, by the customer's owner.
+        self.measure(
+            "owner",
+            "GET",
+            "/api/customers/",
+            "/api/customers/",
+            owner_caller,
+            None,
+            3,
+        )
+        .await;
+        let spare_customer = self
+            .measure(
+                "staff",
+                "POST",
+                "/api/customers/",
+                "/api/customers/",
+                staff,
+                Some(json!({"name": "Spare"})),
+                1,
+            )
+            .await;
+        let route = "/api/customers/{uuid}/";
+        self.measure("owner", "GET", route, &customer_path, owner_caller, None, 3)
+            .await;
+        self.measure(
+            "owner",
+            "PUT",
+            route,
+            &customer_path,
+            owner_caller,
+            Some(json!({"name": "Org renamed"})),
+            3,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "PATCH",
+            route,
+            &customer_path,
+            owner_caller,
+            Some(json!({"name": "Org"})),
+            3,
+        )
+        .await;
+        let spare_path = format!("/api/customers/{}/", spare_customer["uuid"].as_str().unwrap());
+        self.measure(
+            "staff, empty customer",
+            "DELETE",
+            route,
+            &spare_path,
+            staff,
+            None,
+            2,
+        )
+        .await;
+        self.grants(
+            owner_caller,
+            "/api/customers/{uuid}/",
+            &customer_path,
+            &bob.uuid,
+            "CUSTOMER.SUPPORT",
+        )
+        .await;
+
+        self.measure(
+            "owner",
+            "GET",
+            "/api/projects/",
+            "/api/projects/",
+            owner_caller,
+            None,
+            3,
+        )
+        .await;
+        let spare_project = self
+            .measure(
+                "owner",
+                "POST",
+                "/api/projects/",
+                "/api/projects/",
+                owner_caller,
+                Some(json!({"name": "Spare", "customer": customer_url})),
+                3,
+            )
+            .await;
+        let route = "/api/projects/{uuid}/";
+        self.measure("owner", "GET", route, &project_path, owner_caller, None, 3)
+            .await;
+        self.measure(
+            "owner",
+            "PUT",
+            route,
+            &project_path,
+            owner_caller,
+            Some(json!({"name": "P renamed", "customer": customer_url})),
+            3,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "PATCH",
+            route,
+            &project_path,
+            owner_caller,
+            Some(json!({"name": "P"})),
+            3,
+        )
+        .await;
+        let spare_path = format!("/api/projects/{}/", spare_project["uuid"].as_str().unwrap());
+        self.measure(
+            "owner, empty project",
+            "DELETE",
+            route,
+            &spare_path,
+            owner_caller,
+            None,
+            3,
+        )
+        .await;
+        self.grants(
+            owner_caller,
+            "/api/projects/{uuid}/",
+            &project_path,
+            &bob.uuid,
+            "PROJECT.ADMIN",
+        )
+        .await;
+
+        self.permissions(owner_caller, &owner, &owner_token, &project_uuid)
+            .await;
+        self.invitations(owner_caller, &project_url).await;
+        let revocations = [
+            json!({"user": bob.uuid, "role": "CUSTOMER.SUPPORT", "scope": customer_uuid}),
+            json!({"user": carol.uuid, "role": "PROJECT.MEMBER", "scope": project_uuid}),
+        ];
+        self.reviews(owner_caller, &customer_uuid, &project_uuid, revocations)
+            .await;
+        self.workspaces(&bob).await;
+    }
+
+    async fn schema(&mut self) {
+        self.measure(
+            "anonymous",
+            "GET",
+            "/api/schema/",
+            "/api/schema/",
+            Caller::Anonymous,
+            None,
+            0,
+        )
+        .await;
+    }
+
+    async fn roles(&mut self, staff: Caller<'_>) {
+        self.measure(
+            "anonymous",
+            "GET",
+            "/api/roles/",
+            "/api/roles/",
+            Caller::Anonymous,
+            None,
+            3,
+        )
+        .await;
+        let body = json!({"name": "PROJECT.AUDITOR", "content_type": "project", "permissions": ["RESOURCE.LIST_IMPORTABLE"]});
+        let role = self
+            .measure(
+                "staff",
+                "POST",
+                "/api/roles/",
+                "/api/roles/",
+                staff,
+                Some(body.clone()),
+                1,
+            )
+            .await;
+        let uuid = role["uuid"].as_str().unwrap();
+        let path = format!("/api/roles/{uuid}/");
+        let route = "/api/roles/{uuid}/";
+        self.measure("staff", "GET", route, &path, staff, None, 3).await;
+        self.measure("staff", "PUT", route, &path, staff, Some(body), 2)
+            .await;
+        self.measure(
+            "staff",
+            "PATCH",
+            route,
+            &path,
+            staff,
+            Some(json!({"description": "Audits"})),
+            2,
+        )
+        .await;
+        self.measure(
+            "staff",
+            "PUT",
+            "/api/roles/{uuid}/update_descriptions/",
+            &format!("{path}update_descriptions/"),
+            staff,
+            Some(json!({"description_de": "Prüfer"})),
+            2,
+        )
+        .await;
+        for action in ["disable", "enable"] {
+            self.measure(
+                "staff",
+                "POST",
+                &format!("/api/roles/{{uuid}}/{action}/"),
+                &format!("{path}{action}/"),
+                staff,
+                None,
+                2,
+            )
+            .await;
+        }
+        self.measure("staff", "DELETE", route, &path, staff, None, 2)
+            .await;
+    }
+
+    async fn users(&mut self, staff: Caller<'_>, bob: &shared::users::User) {
+        let api = self.api;
+        let now = time::now();
+        shared::users::set_password(api.store(), None, bob, PASSWORD, &now)
+            .await
+            .unwrap();
+        let login = self
+            .measure(
+                "anonymous",
+                "POST",
+                "/api-auth/password/",
+                "/api-auth/password/",
+                Caller::Anonymous,
+                Some(json!({"username": "bob", "password": PASSWORD})),
+                2,
+            )
+            .await;
+        // The login replaced bob's token.
+        let bob_token = login["token"].as_str().unwrap().to_owned();
+        let bob_caller = Caller::Token(&bob_token);
+        self.measure("staff", "GET", "/api/users/", "/api/users/", staff, None, 3)
+            .await;
+        self.measure(
+            "staff",
+            "POST",
+            "/api/users/",
+            "/api/users/",
+            staff,
+            Some(json!({"username": "dave", "email": "dave@example.com"})),
+            1,
+        )
+        .await;
+        self.measure(
+            "user",
+            "GET",
+            "/api/users/me/",
+            "/api/users/me/",
+            bob_caller,
+            None,
+            3,
+        )
+        .await;
+        let path = format!("/api/users/{}/", bob.uuid);
+        let route = "/api/users/{uuid}/";
+        self.measure("user, self", "GET", route, &path, bob_caller, None, 3)
+            .await;
+        self.measure(
+            "user, self",
+            "PUT",
+            route,
+            &path,
+            bob_caller,
+            Some(json!({"username": "bob", "first_name": "Bob", "last_name": "Tester", "email": "bob@example.com"})),
+            2,
+        )
+        .await;
+        self.measure(
+            "user, self",
+            "PATCH",
+            route,
+            &path,
+            bob_caller,
+            Some(json!({"job_title": "Tester"})),
+            2,
+        )
+        .await;
+        self.measure(
+            "user, self",
+            "POST",
+            "/api/users/{uuid}/refresh_token/",
+            &format!("{path}refresh_token/"),
+            bob_caller,
+            None,
+            2,
+        )
+        .await;
+    }
+
+    /// add_user, list_users, update_user and delete_user of one scope.
+    async fn grants(
+        &mut self,
+        caller: Caller<'_>,
+        route: &str,
+        path: &str,
+        user: &shared::ids::Id,
+        role: &str,
+    ) {
+        let grant = json!({"user": user, "role": role});
+        self.measure(
+            "owner",
+            "POST",
+            &format!("{route}add_user/"),
+            &format!("{path}add_user/"),
+            caller,
+            Some(grant.clone()),
+            4,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "GET",
+            &format!("{route}list_users/"),
+            &format!("{path}list_users/"),
+            caller,
+            None,
+            3,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "POST",
+            &format!("{route}update_user/"),
+            &format!("{path}update_user/"),
+            caller,
+            Some(json!({"user": user, "role": role, "expiration_time": "2040-01-01"})),
+            5,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "POST",
+            &format!("{route}delete_user/"),
+            &format!("{path}delete_user/"),
+            caller,
+            Some(grant.clone()),
+            5,
+        )
+        .await;
+        // Put the grant back: the later steps need it.
+        self.api
+            .call(
+                "POST",
+                &format!("{path}add_user/"),
+                Some(&self.api.admin_token),
+                Some(grant),
+            )
+            .await;
+    }
+
+    async fn permissions(
+        &mut self,
+        owner_caller: Caller<'_>,
+        owner: &shared::users::User,
+        owner_token: &str,
+        project_uuid: &str,
+    ) {
+        let check = format!(
+            "/api/permissions/check/?user={}&permission=PROJECT.UPDATE&scope_type=project&scope={project_uuid}",
+            owner.uuid
+        );
+        self.measure(
+            "user, own permission",
+            "GET",
+            "/api/permissions/check/",
+            &check,
+            Caller::Token(owner_token),
+            None,
+            3,
+        )
+        .await;
+        for listing in ["customer-permissions", "project-permissions", "user-permissions"] {
+            let list = self
+                .measure(
+                    "owner",
+                    "GET",
+                    &format!("/api/{listing}/"),
+                    &format!("/api/{listing}/"),
+                    owner_caller,
+                    None,
+                    3,
+                )
+                .await;
+            // The user listing names the grant `uuid`, the other two `pk`.
+            let row = &list[0];
+            let pk = row
+                .get("pk")
+                .or(row.get("uuid"))
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned();
+            self.measure(
+                "owner",
+                "GET",
+                &format!("/api/{listing}/{{pk}}/"),
+                &format!("/api/{listing}/{pk}/"),
+                owner_caller,
+                None,
+                3,
+            )
+            .await;
+        }
+    }
+
+    async fn invitations(&mut self, owner_caller: Caller<'_>, project_url: &str) {
+        let api = self.api;
+        let (_, erin_token) = api.user("erin", false, false).await;
+        let (_, gina_token) = api.user("gina", false, false).await;
+        let body = json!({"scope": project_url, "role": MEMBER_ROLE_UUID});
+        let collection = "/api/user-group-invitations/";
+        self.measure("owner", "GET", collection, collection, owner_caller, None, 3)
+            .await;
+        let invitation = self
+            .measure(
+                "owner",
+                "POST",
+                collection,
+                collection,
+                owner_caller,
+                Some(body.clone()),
+                3,
+            )
+            .await;
+        let path = format!("{collection}{}/", invitation["uuid"].as_str().unwrap());
+        self.measure(
+            "owner",
+            "GET",
+            "/api/user-group-invitations/{uuid}/",
+            &path,
+            owner_caller,
+            None,
+            3,
+        )
+        .await;
+
+        // Three requests on the invitation: approved, rejected and cancelled.
+        let mut requests = Vec::new();
+        for (action, caller) in [
+            ("submit_request", Caller::Token(&erin_token)),
+            ("request", Caller::Token(&gina_token)),
+        ] {
+            let request = self
+                .measure(
+                    "user",
+                    "POST",
+                    &format!("/api/user-group-invitations/{{uuid}}/{action}/"),
+                    &format!("{path}{action}/"),
+                    caller,
+                    Some(json!({})),
+                    3,
+                )
+                .await;
+            requests.push(request["uuid"].as_str().unwrap().to_owned());
+        }
+        let (_, third_token) = api.user("frank", false, false).await;
+        let third = api
+            .call(
+                "POST",
+                &format!("{path}submit_request/"),
+                Some(&third_token),
+                Some(json!({})),
+            )
+            .await;
+        let collection = "/api/user-permission-requests/";
+        self.measure("owner", "GET", collection, collection, owner_caller, None, 3)
+            .await;
+        let route = "/api/user-permission-requests/{uuid}/";
+        let first = format!("{collection}{}/", requests[0]);
+        self.measure("owner", "GET", route, &first, owner_caller, None, 3)
+            .await;
+        self.measure(
+            "owner",
+            "POST",
+            "/api/user-permission-requests/{uuid}/approve/",
+            &format!("{first}approve/"),
+            owner_caller,
+            Some(json!({"comment": "welcome"})),
+            4,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "POST",
+            "/api/user-permission-requests/{uuid}/reject/",
+            &format!("{collection}{}/reject/", requests[1]),
+            owner_caller,
+            Some(json!({"comment": "no"})),
+            4,
+        )
+        .await;
+        self.measure(
+            "requester",
+            "POST",
+            "/api/user-permission-requests/{uuid}/cancel_request/",
+            &format!(
+                "{collection}{}/cancel_request/",
+                third.json["uuid"].as_str().unwrap()
+            ),
+            Caller::Token(&third_token),
+            None,
+            3,
+        )
+        .await;
+        self.measure(
+            "owner",
+            "POST",
+            "/api/user-group-invitations/{uuid}/cancel/",
+            &format!("{path}cancel/"),
+            owner_caller,
+            None,
+            3,
+        )
+        .await;
+    }
+
+    async fn reviews(
+        &mut self,
+        owner_caller: Caller<'_>,
+        customer_uuid: &str,
+        project_uuid: &str,
+        revocations: [Value; 2],
+    ) {
+        let api = self.api;
+        let now = time::parse_input("2030-01-01T06:00:00Z").unwrap();
+        scheduler::open_due_reviews(api.store(), &Schedule::default(), &now)
+            .await
+            .unwrap();
+        let [customer_revocation, project_revocation] = revocations;
+        for (kind, filter, revocation) in [
+            (
+                "customer",
+                format!("customer_uuid={customer_uuid}"),
+                customer_revocation,
+            ),
+            (
+                "project",
+                format!("project_uuid={project_uuid}"),
+                project_revocation,
+            ),
+        ] {
+            let collection = format!("/api/{kind}-permissions-reviews/");
+            let list = self
+                .measure(
+                    "owner",
+                    "GET",
+                    &collection,
+                    &format!("{collection}?{filter}"),
+                    owner_caller,
+                    None,
+                    3,
+                )
+                .await;
+            let uuid = list[0]["uuid"].as_str().unwrap();
+            let path = format!("{collection}{uuid}/");
+            let route = format!("{collection}{{uuid}}/");
+            self.measure("owner", "GET", &route, &path, owner_caller, None, 3)
+                .await;
+            self.measure(
+                "owner",
+                "GET",
+                &format!("{route}permissions/"),
+                &format!("{path}permissions/"),
+                owner_caller,
+                None,
+                3,
+            )
+            .await;
+            self.measure(
+                "owner",
+                "POST",
+                &format!("{route}revoke/"),
+                &format!("{path}revoke/"),
+                owner_caller,
+                Some(revocation),
+                4,
+            )
+            .await;
+            self.measure(
+                "owner",
+                "POST",
+                &format!("{route}close/"),
+                &format!("{path}close/"),
+                owner_caller,
+                None,
+                3,
+            )
+            .await;
+        }
+    }
+
+    async fn workspaces(&mut self, bob: &shared::users::User) {
+        let api = self.api;
+        let now = time::now();
+        let (alice, _) = api.user("alice", false, false).await;
+        shared::users::set_password(api.store(), None, &alice, PASSWORD, &now)
+            .await
+            .unwrap();
+        let auth = "/api/v1/auth/";
+        self.measure("anonymous", "GET", auth, auth, Caller::Anonymous, None, 0)
+            .await;
+        let (login, _) = api
+            .traced(
+                "POST",
+                auth,
+                &[],
+                Some(json!({"email": "alice@example.com", "password": PASSWORD})),
+            )
+            .await;
+        let cookie = login.header("set-cookie").expect("a session cookie");
+        let session = cookie
+            .trim_start_matches("sessionid=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        // The login above only made the session; measure a second one.
+        self.measure(
+            "anonymous",
+            "POST",
+            auth,
+            auth,
+            Caller::Anonymous,
+            Some(json!({"email": "alice@example.com", "password": PASSWORD})),
+            3,
+        )
+        .await;
+        let alice = Caller::Session(&session);
+        let collection = "/api/v1/workspaces/";
+        self.measure("owner, session", "GET", collection, collection, alice, None, 3)
+            .await;
+        let workspace = self
+            .measure(
+                "owner, session",
+                "POST",
+                collection,
+                collection,
+                alice,
+                Some(json!({"name": "Data"})),
+                2,
+            )
+            .await;
+        let id = workspace["id"].as_i64().unwrap();
+        let spare = api
+            .call_with_headers(
+                "POST",
+                collection,
+                &[("cookie", &format!("sessionid={session}"))],
+                Some(json!({"name": "Spare"})),
+            )
+            .await
+            .json["id"]
+            .as_i64()
+            .unwrap();
+        let route = "/api/v1/workspaces/{id}/";
+        self.measure(
+            "owner, session",
+            "GET",
+            route,
+            &format!("{collection}{id}/"),
+            alice,
+            None,
+            3,
+        )
+        .await;
+        self.measure(
+            "owner, session",
+            "DELETE",
+            route,
+            &format!("{collection}{spare}/"),
+            alice,
+            None,
+            3,
+        )
+        .await;
+
+        let collection = "/api/v1/workspace_permissions/";
+        self.measure("owner, session", "GET", collection, collection, alice, None, 3)
+            .await;
+        let share = json!({"workspace": id, "user": bob.pk, "role": "EDITOR", "data_access": false});
+        let permission = self
+            .measure(
+                "owner, session",
+                "POST",
+                collection,
+                collection,
+                alice,
+                Some(share),
+                4,
+            )
+            .await;
+        let path = format!("{collection}{}/", permission["pk"]);
+        let route = "/api/v1/workspace_permissions/{id}/";
+        self.measure("owner, session", "GET", route, &path, alice, None, 3)
+            .await;
+        self.measure(
+            "owner, session",
+            "PATCH",
+            route,
+            &path,
+            alice,
+            Some(json!({"role": "READER"})),
+            3,
+        )
+        .await;
+        self.measure("owner, session", "DELETE", route, &path, alice, None, 3)
+            .await;
+        self.measure(
+            "owner, session",
+            "PATCH",
+            "/api/v1/workspace_permissions/transfer/",
+            "/api/v1/workspace_permissions/transfer/",
+            alice,
+            Some(json!({"role": "EDITOR", "workspaces": [id], "new_owner": "bob@example.com"})),
+            4,
+        )
+        .await;
+        self.measure("session", "DELETE", auth, auth, alice, None, 1)
+            .await;
+    }
+}
