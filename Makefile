@@ -8,6 +8,7 @@ DEV_ADDR := 127.0.0.1:3000
 LOCAL_AWS := AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT)
 SAM := .tools/venv/bin/sam
+FUNCTION_PACKAGES := $(addsuffix -function,$(notdir $(wildcard functions/*)))
 
 .PHONY: help dev test setup lint lint-template test-rust test-client test-contract package run-scheduled bench stop clean
 
@@ -62,8 +63,9 @@ run-scheduled:
 # (the cold starts exec them); they rewrite bench/RESULTS.md.
 bench:
 	scripts/setup.sh ddb
-	cargo build --release --workspace --bins
-	env $(LOCAL_AWS) DYNAMODB_LOCAL_DIR="$$(scripts/setup.sh ddb-dir)" target/release/bench all --bin-dir target/release
+	cargo build --profile bench-release -p bench $(addprefix -p ,$(FUNCTION_PACKAGES))
+	env $(LOCAL_AWS) DYNAMODB_LOCAL_DIR="$$(scripts/setup.sh ddb-dir)" \
+		target/bench-release/bench all --bin-dir target/bench-release
 
 stop:
 	scripts/ddb.sh stop $(DEV_DDB_PORT)

@@ -25,7 +25,9 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("info,shared=trace,local_api=trace,users=trace,workspace_permissions=trace")
+            .with_env_filter(
+                "info,shared=trace,local_api=trace,users_function=trace,workspace_permissions_function=trace",
+            )
             .with_ansi(false)
             .with_writer(move || LogSink(sink.clone()))
             .finish();
