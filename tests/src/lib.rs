@@ -273,33 +273,38 @@ impl TestApi {
         &self.ctx.store
     }
 
-    /// How many audit events the table holds (a Scan: tests only).
-    pub async fn audit_events(&self) -> usize {
+    /// Every item of the table, as JSON (a Scan: tests may scan; the service never does).
+    pub async fn all_items(&self) -> Vec<Value> {
         let store = self.store();
-        let mut count = 0;
+        let mut items = Vec::new();
         let mut start = None;
         loop {
-            let output = store
+            let page = store
                 .client()
                 .scan()
                 .table_name(store.table())
-                .filter_expression("begins_with(PK, :audit)")
-                .expression_attribute_values(
-                    ":audit",
-                    aws_sdk_dynamodb::types::AttributeValue::S("AUDIT#".into()),
-                )
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .consistent_read(true)
                 .set_exclusive_start_key(start)
+                .consistent_read(true)
                 .send()
                 .await
-                .expect("scan audit events");
-            count += usize::try_from(output.count).unwrap_or(0);
-            match output.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => return count,
+                .expect("scan");
+            for item in page.items() {
+                items.push(serde_dynamo::from_item::<_, Value>(item.clone()).expect("item as JSON"));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
             }
         }
+    }
+
+    /// How many audit events the table holds.
+    pub async fn audit_events(&self) -> usize {
+        self.all_items()
+            .await
+            .iter()
+            .filter(|item| item["PK"].as_str().is_some_and(|pk| pk.starts_with("AUDIT#")))
+            .count()
     }
 
     /// A user with a token.

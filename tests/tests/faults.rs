@@ -28,31 +28,6 @@ fn assert_unavailable(answer: &Answer, started: Instant, what: &str) {
     );
 }
 
-/// Every item of the table, as JSON (a test may scan; the service never does).
-async fn all_items(api: &TestApi) -> Vec<Value> {
-    let store = api.store();
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = store
-            .client()
-            .scan()
-            .table_name(store.table())
-            .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan");
-        for item in page.items() {
-            items.push(serde_dynamo::from_item::<_, Value>(item.clone()).expect("item as JSON"));
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return items;
-        }
-    }
-}
-
 fn of_entity<'a>(items: &'a [Value], entity: &str) -> Vec<&'a Value> {
     items.iter().filter(|item| item["entity"] == entity).collect()
 }
@@ -64,7 +39,7 @@ fn text(value: &Value) -> String {
 /// No half-written state: both items of every grant, counters that match what they count,
 /// tokens and users that agree, one owner per workspace, one marker per user name and address.
 async fn assert_consistent(api: &TestApi) -> usize {
-    let items = all_items(api).await;
+    let items = api.all_items().await;
     let user_sides: BTreeSet<String> = of_entity(&items, "grant")
         .iter()
         .map(|g| text(&g["uuid"]))
