@@ -486,6 +486,7 @@ fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
             date_joined: time::storage(&time::now()),
             token_hash: None,
             password_hash: None,
+            held: Default::default(),
         })
         .collect()
 }

@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::grants::{self, Grant};
 use crate::ids::Id;
 use crate::roles::{self, ContentType, Role};
-use crate::scopes::{self, Scope};
-use crate::store::Store;
+use crate::scopes::{self, Directory, Scope};
+use crate::store::{Fetched, Store};
 use crate::time::Timestamp;
+use crate::users::User;
 
 /// How long a container trusts its copy of the role definitions.
 const ROLE_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -125,22 +126,71 @@ pub struct Access {
 }
 
 impl Access {
-    /// Loads the user's grants (one Query; none for staff, who need none).
+    /// Loads the user's grants: one GetItem of the user item (none for staff, who need none).
     pub async fn load(store: &Store, cache: &RoleCache, user: &AuthUser, now: &Timestamp) -> Result<Self> {
+        Ok(Self::load_with(store, cache, user, now, &[]).await?.0)
+    }
+
+    /// Loads the user's grants together with the items at `keys`, in one BatchGetItem: a request
+    /// that reads its target and authorizes on it in one round trip.
+    pub async fn load_with(
+        store: &Store,
+        cache: &RoleCache,
+        user: &AuthUser,
+        now: &Timestamp,
+        keys: &[(String, String)],
+    ) -> Result<(Self, Fetched)> {
+        let own_key = User::key(&user.uuid);
+        let mut wanted = keys.to_vec();
+        if !user.is_staff {
+            wanted.push(own_key.clone());
+        }
+        let read = async {
+            match wanted.as_slice() {
+                [] => Ok(Vec::new()),
+                [(pk, sk)] => Ok(store.get_item(pk, sk).await?.into_iter().collect()),
+                _ => store.batch_get_items(&wanted).await,
+            }
+        };
+        let (items, roles) = tokio::try_join!(read, cache.get(store))?;
+        let mut fetched = Fetched::new(items);
         let grants = if user.is_staff {
             Vec::new()
         } else {
-            grants::of_user(store, &user.uuid)
-                .await?
+            let own: Option<User> = if keys.contains(&own_key) {
+                fetched.peek(&own_key.0, &own_key.1)?
+            } else {
+                fetched.take(&own_key.0, &own_key.1)?
+            };
+            own.map(|u| grants::held_by(&u)).unwrap_or_default()
+        };
+        let grants = grants.into_iter().filter(|g| g.is_active_at(now)).collect();
+        Ok((
+            Access {
+                user: user.clone(),
+                grants,
+                roles,
+            },
+            fetched,
+        ))
+    }
+
+    /// The standing of `user`, read with their item (the permission check of another user).
+    pub fn of_user(user: &User, roles: Arc<RoleSet>, now: &Timestamp) -> Self {
+        Access {
+            user: AuthUser {
+                uuid: user.uuid,
+                username: user.username.clone(),
+                full_name: user.full_name(),
+                is_staff: user.is_staff,
+                is_support: user.is_support,
+            },
+            grants: grants::held_by(user)
                 .into_iter()
                 .filter(|g| g.is_active_at(now))
-                .collect()
-        };
-        Ok(Access {
-            user: user.clone(),
-            grants,
-            roles: cache.get(store).await?,
-        })
+                .collect(),
+            roles,
+        }
     }
 
     pub fn from_parts(user: AuthUser, grants: Vec<Grant>, roles: Arc<RoleSet>) -> Self {
@@ -300,24 +350,34 @@ impl Access {
     }
 }
 
-/// The customers and projects a user sees through their grants (not for staff and support,
-/// who see everything and are served from the type-wide indexes).
-pub async fn visible_scopes(store: &Store, access: &Access) -> Result<Vec<ScopeRef>> {
+/// The customers (and, with `projects`, the projects) a user sees through their grants (not
+/// for staff and support, who see everything and are served from the type-wide indexes), and the
+/// project items read to find them, for naming rows without reading them again.
+pub async fn visible_scopes(
+    store: &Store,
+    access: &Access,
+    projects: bool,
+) -> Result<(Vec<ScopeRef>, Directory)> {
     let mut visible = Vec::new();
+    let mut directory = Directory::default();
     for customer in access.connected_customers() {
         visible.push(ScopeRef {
             content_type: ContentType::Customer,
             uuid: customer,
             customer_uuid: customer,
         });
+        if !projects {
+            continue;
+        }
         for project in scopes::projects_of(store, &customer).await? {
             visible.push(ScopeRef {
                 content_type: ContentType::Project,
                 uuid: project.uuid,
                 customer_uuid: customer,
             });
+            directory.insert(Scope::Project(project));
         }
     }
     visible.retain(|scope| access.can_see(scope));
-    Ok(visible)
+    Ok((visible, directory))
 }

@@ -1,8 +1,12 @@
 //! Role grants: a user holds a role on a scope (customer or project), maybe until an expiration
-//! time. Each grant is two items written together: the user-side record (authoritative; its key
-//! makes (user, scope, role) unique and answers authorization in one Query) and the scope-side
-//! member row (the member listing in creation order). See docs/data-model.md.
+//! time. Each grant is two items written together, the user-side record (authoritative; its key
+//! makes (user, scope, role) unique) and the scope-side member row (the member listing in creation
+//! order), and an entry in the user item's `held` map, which answers authorization in the same
+//! read as the user. See docs/data-model.md.
 
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -12,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ids::Id;
 use crate::roles::{self, ContentType, Role};
 use crate::scopes::{self, Scope};
-use crate::store::{Expr, Item, Store, Transaction, TxError, decode, n, s, sdk_error};
+use crate::store::{Expr, Item, Store, Transaction, TxError, decode, encode_value, n, s, sdk_error};
 use crate::time::{self, Timestamp};
 use crate::users::User;
 
@@ -64,7 +68,81 @@ impl Grant {
 fn user_key(user: &Id, scope_type: ContentType, scope: &Id, role: &Id) -> (String, String) {
     (
         format!("USER#{user}"),
-        format!("GRANT#{}#{scope}#{role}", scope_type.as_str()),
+        format!("GRANT#{}", held_key(scope_type, scope, role)),
+    )
+}
+
+/// A grant as the user item's `held` map records it, under `<scope type>#<scope>#<role>`: what
+/// authorization and the user's permission rows need, in as few bytes as the 400 KB item limit
+/// asks for (about 190 bytes a grant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldRole {
+    #[serde(rename = "g")]
+    pub grant: Id,
+    #[serde(rename = "c")]
+    pub customer: Id,
+    #[serde(rename = "t")]
+    pub created: String,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub expiration_time: Option<String>,
+}
+
+fn held_key(scope_type: ContentType, scope: &Id, role: &Id) -> String {
+    format!("{}#{scope}#{role}", scope_type.as_str())
+}
+
+impl HeldRole {
+    fn of(grant: &Grant) -> Self {
+        HeldRole {
+            grant: grant.uuid,
+            customer: grant.customer_uuid,
+            created: grant.created.clone(),
+            expiration_time: grant.expiration_time.clone(),
+        }
+    }
+}
+
+/// The grants a user item's `held` map records (without `created_by`, which it does not keep),
+/// expired ones included (callers filter with `is_active_at`).
+pub fn held_by(user: &User) -> Vec<Grant> {
+    held_grants(&user.uuid, &user.held)
+}
+
+pub fn held_grants(user: &Id, held: &BTreeMap<String, HeldRole>) -> Vec<Grant> {
+    held.iter()
+        .filter_map(|(key, role)| {
+            let mut parts = key.split('#');
+            let scope_type = ContentType::parse(parts.next()?)?;
+            let scope_uuid = Id::parse(parts.next()?)?;
+            let role_uuid = Id::parse(parts.next()?)?;
+            Some(Grant {
+                uuid: role.grant,
+                user_uuid: *user,
+                role_uuid,
+                scope_type,
+                scope_uuid,
+                customer_uuid: role.customer,
+                created: role.created.clone(),
+                created_by: None,
+                expiration_time: role.expiration_time.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Records `grant` in its user's `held` map, in the transaction that makes or changes it.
+fn hold(tx: &mut Transaction<'_>, grant: &Grant) -> Result<usize> {
+    let (pk, sk) = User::key(&grant.user_uuid);
+    tx.update(
+        &pk,
+        &sk,
+        Expr::new("SET held.#role = :held")
+            .name(
+                "#role",
+                &held_key(grant.scope_type, &grant.scope_uuid, &grant.role_uuid),
+            )
+            .value(":held", encode_value(&HeldRole::of(grant))?),
+        Some(Expr::new("attribute_exists(held)")),
     )
 }
 
@@ -169,12 +247,6 @@ impl MemberItem {
     }
 }
 
-/// All grant records of a user, expired ones included (callers filter with `is_active_at`).
-pub async fn of_user(store: &Store, user: &Id) -> Result<Vec<Grant>> {
-    let items: Vec<UserSideItem> = store.query_prefix(&format!("USER#{user}"), "GRANT#").await?;
-    Ok(items.into_iter().map(|i| i.grant).collect())
-}
-
 pub async fn find(store: &Store, user: &Id, scope: &Scope, role: &Id) -> Result<Option<Grant>> {
     let (pk, sk) = user_key(user, scope.content_type(), &scope.uuid(), role);
     Ok(store.get::<UserSideItem>(&pk, &sk).await?.map(|i| i.grant))
@@ -243,6 +315,8 @@ pub struct GrantActions {
     pub grant: Grant,
     member: Member,
     pub user_side: usize,
+    /// The update of the user item's `held` map.
+    pub user: usize,
     pub scope: Option<usize>,
     pub role: usize,
 }
@@ -293,6 +367,7 @@ pub fn add_grant(
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    let user = hold(tx, &grant)?;
     let scope = if scope_is_new {
         None
     } else {
@@ -309,6 +384,7 @@ pub fn add_grant(
         grant,
         member,
         user_side,
+        user,
         scope,
         role,
     })
@@ -319,6 +395,8 @@ impl GrantActions {
     pub async fn refusal(&self, store: &Store, new: &NewGrant<'_>, index: usize) -> Option<Error> {
         if Some(index) == self.scope {
             Some(Error::not_found(new.scope.model()))
+        } else if index == self.user {
+            Some(Error::field("user", "User is not found."))
         } else if index == self.role {
             Some(role_refusal(store, new).await)
         } else {
@@ -329,8 +407,9 @@ impl GrantActions {
 
 /// Imports grants of one role on one scope in bulk, for moving a deployment over from Waldur
 /// (and for the scale benchmarks): both items of each grant go in batches of 25, then the scope's
-/// and the role's counters are raised once. Unlike a grant through the API this is not one
-/// transaction and leaves no audit events, so use it only on a scope nobody is using yet.
+/// and the role's counters are raised once; each user's `held` map gets its entry (16 updates in
+/// flight). Unlike a grant through the API this is not one transaction and leaves no audit
+/// events, so use it only on a scope nobody is using yet.
 pub async fn import(
     store: &Store,
     scope: &Scope,
@@ -343,6 +422,7 @@ pub async fn import(
     }
     let mut user_sides = Vec::with_capacity(users.len());
     let mut members = Vec::with_capacity(users.len());
+    let mut grants = Vec::with_capacity(users.len());
     for user in users {
         let grant = Grant {
             uuid: Id::new(),
@@ -356,6 +436,7 @@ pub async fn import(
             expiration_time: None,
         };
         user_sides.push(UserSideItem::new(&grant));
+        grants.push(grant.clone());
         members.push(MemberItem::new(&Member {
             grant,
             names: MemberNames {
@@ -370,6 +451,20 @@ pub async fn import(
     }
     store.batch_put(&user_sides).await?;
     store.batch_put(&members).await?;
+    stream::iter(&grants)
+        .map(|grant| async move {
+            let mut tx = store.transaction();
+            hold(&mut tx, grant)?;
+            match tx.commit().await {
+                // A user who is not in the table (the benchmarks' synthetic members) has no map
+                // to record the grant in; import trusts its input, as above.
+                Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
+                Err(err) => Err(Error::from(err)),
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
     let count = n(users.len() as i64);
     let mut tx = store.transaction();
     tx.update(
@@ -434,6 +529,7 @@ async fn replace_expired(
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    hold(&mut tx, &grant)?;
     let scope_index = tx.check(&new.scope.partition(), "#META", Expr::new("attribute_exists(PK)"))?;
     let role_index = tx.check("ROLES", &format!("ROLE#{}", new.role.uuid), grantable(new.role))?;
     record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
@@ -543,6 +639,7 @@ pub async fn set_expiration(
         None => Expr::new("REMOVE expiration_time"),
     };
     tx.update(&member_pk, &member_sk, member_update, Some(same_grant()))?;
+    hold(&mut tx, &updated)?;
     record(&mut tx, new.granted_by, "role_updated", new, &updated, now)?;
     match tx.commit().await {
         Ok(()) => Ok(updated),
@@ -573,6 +670,16 @@ pub fn add_revoke(
     )?;
     let (member_pk, member_sk) = existing.member_key();
     tx.delete(&member_pk, &member_sk, None)?;
+    let (user_pk, user_sk) = User::key(&existing.user_uuid);
+    tx.update(
+        &user_pk,
+        &user_sk,
+        Expr::new("REMOVE held.#role").name(
+            "#role",
+            &held_key(existing.scope_type, &existing.scope_uuid, &existing.role_uuid),
+        ),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
     tx.update(
         &new.scope.partition(),
         "#META",
@@ -595,10 +702,10 @@ pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &T
     }
 }
 
-/// Rewrites the user's names on the member rows of all their grants (display copies), in
-/// transactions of at most 100 updates.
+/// Rewrites the user's names on the member rows of all their grants (display copies, found
+/// through the user item's `held` map), in transactions of at most 100 updates.
 pub async fn refresh_member_names(store: &Store, user: &User) -> Result<()> {
-    let grants = of_user(store, &user.uuid).await?;
+    let grants = held_by(user);
     for chunk in grants.chunks(100) {
         let mut tx = store.transaction();
         for grant in chunk {

@@ -115,6 +115,10 @@ pub struct PermissionRequest {
     /// The project an approval created or reused (auto_create_project invitations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_uuid: Option<Id>,
+    /// The invitation's template, copied (invitations do not change) so that a request row
+    /// needs no read of its invitation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name_template: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -445,6 +449,7 @@ pub async fn submit(
         customer_uuid: invitation.customer_uuid,
         role_uuid: invitation.role_uuid,
         project_uuid: None,
+        project_name_template: invitation.project_name_template.clone(),
     };
     let approval = if invitation.auto_approve {
         Some(plan_approval(store, roles, invitation, user, now).await?)
@@ -777,6 +782,7 @@ mod tests {
             date_joined: String::new(),
             token_hash: None,
             password_hash: None,
+            held: Default::default(),
         };
         assert_eq!(
             project_name(Some("{full_name}'s lab ({email})"), &user),

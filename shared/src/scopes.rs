@@ -550,7 +550,7 @@ pub async fn delete_project(
     }
 }
 
-/// The customers and projects a page of rows mentions, read in two batches.
+/// The customers and projects a page of rows mentions, read in one BatchGetItem.
 #[derive(Debug, Default)]
 pub struct Directory {
     customers: HashMap<Id, Customer>,
@@ -563,21 +563,70 @@ impl Directory {
         store: &Store,
         scopes: impl IntoIterator<Item = (ContentType, Id, Id)>,
     ) -> Result<Self> {
-        let (mut customer_ids, mut project_ids) = (Vec::new(), Vec::new());
+        let mut directory = Directory::default();
+        directory.complete(store, scopes).await?;
+        Ok(directory)
+    }
+
+    /// The keys of the scope items that `scopes` name, for reading them with something else.
+    pub fn keys(scopes: impl IntoIterator<Item = (ContentType, Id, Id)>) -> Vec<(String, String)> {
+        Directory::default().missing(scopes)
+    }
+
+    /// Reads the scopes named by `scopes` that it does not hold yet.
+    pub async fn complete(
+        &mut self,
+        store: &Store,
+        scopes: impl IntoIterator<Item = (ContentType, Id, Id)>,
+    ) -> Result<()> {
+        let keys = self.missing(scopes);
+        self.add_items(store.batch_get_items(&keys).await?)
+    }
+
+    fn missing(&self, scopes: impl IntoIterator<Item = (ContentType, Id, Id)>) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
         for (scope_type, scope, customer) in scopes {
-            customer_ids.push(customer);
-            if scope_type == ContentType::Project {
-                project_ids.push(scope);
+            if !self.customers.contains_key(&customer) {
+                keys.push((partition(ContentType::Customer, &customer), "#META".to_owned()));
+            }
+            if scope_type == ContentType::Project && !self.projects.contains_key(&scope) {
+                keys.push((partition(ContentType::Project, &scope), "#META".to_owned()));
             }
         }
-        let (customers, projects) = tokio::try_join!(
-            customers_by_id(store, &customer_ids),
-            projects_by_id(store, &project_ids)
-        )?;
-        Ok(Directory {
-            customers: customers.into_iter().map(|c| (c.uuid, c)).collect(),
-            projects: projects.into_iter().map(|p| (p.uuid, p)).collect(),
-        })
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Adds scope items read elsewhere (customers and projects; other items are ignored).
+    pub fn add_items(&mut self, items: Vec<crate::store::Item>) -> Result<()> {
+        for item in items {
+            let pk = item
+                .get("PK")
+                .and_then(|pk| pk.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            let content_type = if pk.starts_with("PROJECT#") {
+                ContentType::Project
+            } else if pk.starts_with("CUSTOMER#") {
+                ContentType::Customer
+            } else {
+                continue;
+            };
+            self.insert(scope_from_item(content_type, item)?);
+        }
+        Ok(())
+    }
+
+    pub fn insert(&mut self, scope: Scope) {
+        match scope {
+            Scope::Customer(customer) => {
+                self.customers.insert(customer.uuid, customer);
+            }
+            Scope::Project(project) => {
+                self.projects.insert(project.uuid, project);
+            }
+        }
     }
 
     pub fn customer(&self, uuid: &Id) -> Option<&Customer> {

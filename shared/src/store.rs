@@ -77,6 +77,11 @@ impl Store {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>> {
+        self.get_item(pk, sk).await?.map(decode).transpose()
+    }
+
+    /// As `get`, undecoded.
+    pub async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -86,7 +91,7 @@ impl Store {
             .send()
             .await
             .map_err(sdk_error)?;
-        output.item.map(decode).transpose()
+        Ok(output.item)
     }
 
     /// Every item of a partition whose sort key starts with `sk_prefix`, following
@@ -166,6 +171,15 @@ impl Store {
     /// The items with these keys that exist, in no particular order: BatchGetItem in chunks of
     /// 100, retrying what DynamoDB leaves unprocessed.
     pub async fn batch_get<T: DeserializeOwned>(&self, keys: &[(String, String)]) -> Result<Vec<T>> {
+        self.batch_get_items(keys)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// As `batch_get`, undecoded: for reads that fetch items of several kinds at once.
+    pub async fn batch_get_items(&self, keys: &[(String, String)]) -> Result<Vec<Item>> {
         let mut found = Vec::with_capacity(keys.len());
         let mut unique: Vec<&(String, String)> = keys.iter().collect();
         unique.sort();
@@ -188,9 +202,7 @@ impl Store {
                     .await
                     .map_err(sdk_error)?;
                 if let Some(mut responses) = output.responses {
-                    for item in responses.remove(self.table()).unwrap_or_default() {
-                        found.push(decode(item)?);
-                    }
+                    found.extend(responses.remove(self.table()).unwrap_or_default());
                 }
                 if let Some(mut unprocessed) = output.unprocessed_keys
                     && let Some(rest) = unprocessed.remove(self.table())
@@ -550,6 +562,49 @@ where
         Error::Unavailable(UNAVAILABLE.into())
     } else {
         Error::Internal(format!("store error: {}", DisplayErrorContext(&err)))
+    }
+}
+
+/// Items read together in one request, taken out by key.
+#[derive(Debug, Default)]
+pub struct Fetched(Vec<Item>);
+
+impl Fetched {
+    pub fn new(items: Vec<Item>) -> Self {
+        Fetched(items)
+    }
+
+    /// The items not taken.
+    pub fn into_items(self) -> Vec<Item> {
+        self.0
+    }
+
+    /// The item at `(pk, sk)`, decoded and left in place, if it was read and exists.
+    pub fn peek<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>> {
+        self.position(pk, sk)
+            .map(|index| decode(self.0[index].clone()))
+            .transpose()
+    }
+
+    /// The item at `(pk, sk)`, decoded, if it was read and exists.
+    pub fn take<T: DeserializeOwned>(&mut self, pk: &str, sk: &str) -> Result<Option<T>> {
+        self.take_item(pk, sk).map(decode).transpose()
+    }
+
+    /// The item at `(pk, sk)`, undecoded, if it was read and exists.
+    pub fn take_item(&mut self, pk: &str, sk: &str) -> Option<Item> {
+        self.position(pk, sk).map(|index| self.0.swap_remove(index))
+    }
+
+    fn position(&self, pk: &str, sk: &str) -> Option<usize> {
+        let is_key = |item: &Item, name: &str, wanted: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|v| v == wanted)
+        };
+        self.0
+            .iter()
+            .position(|item| is_key(item, "PK", pk) && is_key(item, "SK", sk))
     }
 }
 

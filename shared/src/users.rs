@@ -1,11 +1,14 @@
 //! Users and their API tokens (the part the foundation needs: the bootstrap of a staff user).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Event};
 use crate::auth::{self, AuthUser, TokenItem};
 use crate::error::{Error, Result};
+use crate::grants::HeldRole;
 use crate::ids::Id;
 use crate::store::{Expr, Store, TxError, s};
 use crate::time::{self, Timestamp};
@@ -33,6 +36,9 @@ pub struct User {
     /// Argon2id PHC string; never leaves the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// The user's grants, for authorization in the same read as the user (see `grants`).
+    #[serde(default)]
+    pub held: BTreeMap<String, HeldRole>,
 }
 
 impl User {
@@ -191,6 +197,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         date_joined: time::storage(now),
         token_hash: None,
         password_hash: new.password.as_deref().map(hash_password).transpose()?,
+        held: BTreeMap::new(),
     };
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();

@@ -156,6 +156,13 @@ impl Intercept for RoundTrips {
             .get("x-amz-target")
             .unwrap_or_default();
         let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        // `RT_DEBUG=1` shows which request went where, for finding the reads a route could save.
+        if std::env::var_os("RT_DEBUG").is_some()
+            && let Some(bytes) = context.request().body().bytes()
+        {
+            let text: String = String::from_utf8_lossy(bytes).chars().take(400).collect();
+            eprintln!("RT {operation} {text}");
+        }
         // One lock for both, so that a mark taken from the count indexes the operations.
         let mut operations = self.operations.lock().unwrap();
         operations.push(operation);

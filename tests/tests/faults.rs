@@ -49,6 +49,13 @@ async fn assert_consistent(api: &TestApi) -> usize {
         .map(|m| text(&m["uuid"]))
         .collect();
     assert_eq!(user_sides, member_sides, "grants with one of their two items");
+    // Each user item's `held` map records exactly the user's grants.
+    let held: BTreeSet<String> = of_entity(&items, "user")
+        .iter()
+        .flat_map(|user| user["held"].as_object().cloned().unwrap_or_default())
+        .map(|(_, role)| text(&role["g"]))
+        .collect();
+    assert_eq!(user_sides, held, "grants recorded on their user items");
 
     let mut members_per_scope: BTreeMap<String, i64> = BTreeMap::new();
     for member in of_entity(&items, "member") {

@@ -613,14 +613,28 @@ async fn expired_grants_count_for_nothing() {
         .await
         .unwrap();
     let sk = items.items()[0]["SK"].as_s().unwrap().clone();
+    let past = s("2020-01-01T00:00:00.000000Z");
     store
         .client()
         .update_item()
         .table_name(store.table())
         .key("PK", s(format!("USER#{bob}")))
-        .key("SK", s(sk))
+        .key("SK", s(sk.clone()))
         .update_expression("SET expiration_time = :past")
-        .expression_attribute_values(":past", s("2020-01-01T00:00:00.000000Z"))
+        .expression_attribute_values(":past", past.clone())
+        .send()
+        .await
+        .unwrap();
+    // The copy on the user item, which authorization reads.
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("PK", s(format!("USER#{bob}")))
+        .key("SK", s("#META"))
+        .update_expression("SET held.#grant.e = :past")
+        .expression_attribute_names("#grant", sk.trim_start_matches("GRANT#"))
+        .expression_attribute_values(":past", past)
         .send()
         .await
         .unwrap();

@@ -1,8 +1,6 @@
 //! `/api/user-group-invitations/` (create, list, retrieve, cancel, submit_request) and
 //! `/api/user-permission-requests/` (list, retrieve, approve, reject, cancel_request).
 
-use std::collections::HashMap;
-
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
@@ -477,42 +475,45 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
         });
     }
     let page = page::paginate(found, &page_request)?;
-    let invitation_ids: Vec<Id> = page.items.iter().map(|r| r.invitation_uuid).collect();
-    let templates = templates_of(ctx, &invitation_ids).await?;
-    let names = Directory::load(
-        &ctx.store,
-        page.items
-            .iter()
-            .map(|r| (r.scope_type, r.scope_uuid, r.customer_uuid)),
-    )
-    .await?;
+    let names = Directory::load(&ctx.store, page.items.iter().map(request_scope)).await?;
     let roles = access.roles();
     Ok(http::page(
         request,
-        page.map(|r| request_json(request, &r, roles, &names, &templates)),
+        page.map(|r| request_json(request, &r, roles, &names)),
     ))
 }
 
-async fn templates_of(ctx: &Context, invitations: &[Id]) -> Result<HashMap<Id, Option<String>>> {
-    let mut templates = HashMap::new();
-    for uuid in invitations {
-        if !templates.contains_key(uuid) {
-            let template = invitations::get(&ctx.store, uuid)
-                .await?
-                .and_then(|i| i.project_name_template);
-            templates.insert(*uuid, template);
-        }
-    }
-    Ok(templates)
+fn request_scope(request: &PermissionRequest) -> (ContentType, Id, Id) {
+    (request.scope_type, request.scope_uuid, request.customer_uuid)
 }
 
-async fn find_request(ctx: &Context, access: &Access, uuid: &str) -> Result<PermissionRequest> {
+/// The request, then the caller's standing and the request's scope names in one read; a
+/// request the caller cannot see is not found.
+async fn visible_request(
+    ctx: &Context,
+    user: &AuthUser,
+    uuid: &str,
+    now: &Timestamp,
+) -> Result<(Access, PermissionRequest, Directory)> {
     let not_found = || Error::not_found(REQUEST);
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
-    invitations::get_request(&ctx.store, &uuid)
+    let found = invitations::get_request(&ctx.store, &uuid)
         .await?
-        .filter(|r| can_see_request(access, r))
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    let (access, fetched) = Access::load_with(
+        &ctx.store,
+        &ctx.roles,
+        user,
+        now,
+        &Directory::keys([request_scope(&found)]),
+    )
+    .await?;
+    if !can_see_request(&access, &found) {
+        return Err(not_found());
+    }
+    let mut names = Directory::default();
+    names.add_items(fetched.into_items())?;
+    Ok((access, found, names))
 }
 
 async fn retrieve_request(
@@ -521,17 +522,10 @@ async fn retrieve_request(
     user: &AuthUser,
     uuid: &str,
 ) -> Result<Response<Body>> {
-    let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
-    let found = find_request(ctx, &access, uuid).await?;
-    let templates = templates_of(ctx, &[found.invitation_uuid]).await?;
-    let names = Directory::load(
-        &ctx.store,
-        [(found.scope_type, found.scope_uuid, found.customer_uuid)],
-    )
-    .await?;
+    let (access, found, names) = visible_request(ctx, user, uuid, &time::now()).await?;
     Ok(http::json(
         StatusCode::OK,
-        &request_json(request, &found, access.roles(), &names, &templates),
+        &request_json(request, &found, access.roles(), &names),
     ))
 }
 
@@ -545,8 +539,7 @@ async fn decide(
     approve: bool,
 ) -> Result<Response<Body>> {
     let now = time::now();
-    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
-    let found = find_request(ctx, &access, uuid).await?;
+    let (access, found, _) = visible_request(ctx, user, uuid, &now).await?;
     if found.state != State::Pending {
         return Err(Error::Conflict(invitations::VALID_STATES_PENDING.into()));
     }
@@ -572,17 +565,11 @@ async fn decide(
 
 async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
-    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
-    let found = find_request(ctx, &access, uuid).await?;
+    let (_, found, names) = visible_request(ctx, user, uuid, &now).await?;
     if found.created_by != user.uuid && !user.is_staff {
         return Err(Error::PermissionDenied);
     }
     invitations::cancel_request(&ctx.store, user, &found, &now).await?;
-    let names = Directory::load(
-        &ctx.store,
-        [(found.scope_type, found.scope_uuid, found.customer_uuid)],
-    )
-    .await?;
     Ok(http::json(
         StatusCode::OK,
         &json!({
@@ -593,13 +580,7 @@ async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Re
     ))
 }
 
-fn request_json(
-    request: &ApiRequest,
-    r: &PermissionRequest,
-    roles: &RoleSet,
-    names: &Directory,
-    templates: &HashMap<Id, Option<String>>,
-) -> Value {
+fn request_json(request: &ApiRequest, r: &PermissionRequest, roles: &RoleSet, names: &Directory) -> Value {
     let role = roles.get(&r.role_uuid);
     json!({
         "url": request.url(&format!("/api/user-permission-requests/{}/", r.uuid)),
@@ -621,7 +602,7 @@ fn request_json(
         "customer_name": names.customer(&r.customer_uuid).map(|c| c.name.as_str()),
         "role_name": role.map(|x| x.name.as_str()),
         "role_description": role.map(|x| x.description.as_str()),
-        "project_name_template": templates.get(&r.invitation_uuid).cloned().flatten(),
+        "project_name_template": r.project_name_template,
         "project_uuid": r.project_uuid,
     })
 }

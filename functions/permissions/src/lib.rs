@@ -15,8 +15,9 @@ use shared::ids::Id;
 use shared::page::{self, PageRequest, Params};
 use shared::roles::{self, ContentType};
 use shared::scopes::{self, Directory};
+use shared::store::Fetched;
 use shared::time;
-use shared::users;
+use shared::users::User;
 use shared::{Context, Error, Result};
 
 /// The three listings: which grants each shows and how a row looks.
@@ -99,10 +100,15 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
 }
 
 /// Active grants in the scopes the caller sees (all of them for staff and support), plus the
-/// caller's own.
-async fn visible_members(ctx: &Context, access: &Access, listing: Listing) -> Result<Vec<Member>> {
+/// caller's own; and the scopes read on the way.
+async fn visible_members(
+    ctx: &Context,
+    access: &Access,
+    listing: Listing,
+) -> Result<(Vec<Member>, Directory)> {
     let now = time::now();
     let mut members = Vec::new();
+    let mut names = Directory::default();
     if access.sees_everything() {
         for scope_type in [ContentType::Customer, ContentType::Project] {
             if listing.includes(scope_type) {
@@ -110,17 +116,21 @@ async fn visible_members(ctx: &Context, access: &Access, listing: Listing) -> Re
             }
         }
     } else {
-        for scope in authz::visible_scopes(&ctx.store, access).await? {
+        let (scopes, read) =
+            authz::visible_scopes(&ctx.store, access, listing.includes(ContentType::Project)).await?;
+        names = read;
+        for scope in scopes {
             if listing.includes(scope.content_type)
-                && let Some((_, rows)) =
+                && let Some((scope, rows)) =
                     grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
             {
+                names.insert(scope);
                 members.extend(rows);
             }
         }
     }
     members.retain(|m| m.grant.is_active_at(&now));
-    Ok(members)
+    Ok((members, names))
 }
 
 fn matches(member: &Member, params: &Params, listing: Listing, roles: &RoleSet) -> bool {
@@ -174,8 +184,8 @@ async fn list(
     let ordering = request.params.ordering(listing.ordering_fields())?;
     let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
     let roles = access.roles();
-    let mut members: Vec<Member> = visible_members(ctx, &access, listing)
-        .await?
+    let (members, mut names) = visible_members(ctx, &access, listing).await?;
+    let mut members: Vec<Member> = members
         .into_iter()
         .filter(|m| matches(m, &request.params, listing, roles))
         .collect();
@@ -185,7 +195,9 @@ async fn list(
         roles.get(uuid).map(|r| r.name.clone()).unwrap_or_default()
     });
     let page = page::paginate(members, &page_request)?;
-    let names = Directory::load(&ctx.store, page.items.iter().map(member_scope)).await?;
+    names
+        .complete(&ctx.store, page.items.iter().map(member_scope))
+        .await?;
     Ok(http::page(
         request,
         page.map(|m| row(request, listing, &m, roles, &names)),
@@ -202,22 +214,29 @@ async fn retrieve(
     let not_found = || Error::not_found("UserRole");
     let uuid = Id::parse(pk).ok_or_else(not_found)?;
     let now = time::now();
-    let (access, member) = tokio::try_join!(
-        Access::load(&ctx.store, &ctx.roles, user, &now),
-        grants::member_by_uuid(&ctx.store, &uuid)
-    )?;
-    let member = member
+    let member = grants::member_by_uuid(&ctx.store, &uuid)
+        .await?
         .filter(|m| m.grant.is_active_at(&now) && listing.includes(m.grant.scope_type))
-        .filter(|m| {
-            let scope = ScopeRef {
-                content_type: m.grant.scope_type,
-                uuid: m.grant.scope_uuid,
-                customer_uuid: m.grant.customer_uuid,
-            };
-            access.can_see(&scope) || m.grant.user_uuid == user.uuid
-        })
         .ok_or_else(not_found)?;
-    let names = Directory::load(&ctx.store, [member_scope(&member)]).await?;
+    // The row names its scope: those items come in the same read as the caller's grants.
+    let (access, fetched) = Access::load_with(
+        &ctx.store,
+        &ctx.roles,
+        user,
+        &now,
+        &Directory::keys([member_scope(&member)]),
+    )
+    .await?;
+    let scope = ScopeRef {
+        content_type: member.grant.scope_type,
+        uuid: member.grant.scope_uuid,
+        customer_uuid: member.grant.customer_uuid,
+    };
+    if !(access.can_see(&scope) || member.grant.user_uuid == user.uuid) {
+        return Err(not_found());
+    }
+    let mut names = Directory::default();
+    names.add_items(fetched.into_items())?;
     Ok(http::json(
         StatusCode::OK,
         &row(request, listing, &member, access.roles(), &names),
@@ -366,31 +385,22 @@ async fn check(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result
         return Err(Error::PermissionDenied);
     }
     let now = time::now();
-    // The caller's own flags come with the token; anyone else's need their user item. The
-    // grants depend on neither, so all reads go out at once.
-    let target = async {
-        if user == caller.uuid {
-            return Ok(Some(caller.clone()));
-        }
-        Ok(users::get(&ctx.store, &user).await?.map(|u| AuthUser {
-            uuid: u.uuid,
-            username: u.username.clone(),
-            full_name: u.full_name(),
-            is_staff: u.is_staff,
-            is_support: u.is_support,
-        }))
-    };
-    let (target, scope, user_grants, roles) = tokio::try_join!(
-        target,
-        scopes::get_scope(&ctx.store, scope_type, &scope),
-        grants::of_user(&ctx.store, &user),
-        ctx.roles.get(&ctx.store)
-    )?;
-    let target = target.ok_or_else(|| Error::field("user", "User is not found."))?;
-    let scope = scope.ok_or_else(|| Error::field("scope", "Object does not exist."))?;
+    // The user item carries the user's grants, so the user and the scope are all the check reads.
+    let user_key = User::key(&user);
+    let scope_key = (scopes::partition(scope_type, &scope), "#META".to_owned());
+    let keys = [user_key.clone(), scope_key.clone()];
+    let (items, roles) = tokio::try_join!(ctx.store.batch_get_items(&keys), ctx.roles.get(&ctx.store))?;
+    let mut fetched = Fetched::new(items);
+    let target: User = fetched
+        .take(&user_key.0, &user_key.1)?
+        .ok_or_else(|| Error::field("user", "User is not found."))?;
+    let scope = fetched
+        .take_item(&scope_key.0, &scope_key.1)
+        .map(|item| scopes::scope_from_item(scope_type, item))
+        .transpose()?
+        .ok_or_else(|| Error::field("scope", "Object does not exist."))?;
     let is_staff = target.is_staff;
-    let active = user_grants.into_iter().filter(|g| g.is_active_at(&now)).collect();
-    let access = Access::from_parts(target, active, roles);
+    let access = Access::of_user(&target, roles, &now);
     let scope_ref = ScopeRef::from(&scope);
     let granted_by: Vec<Value> = access
         .granted_by(permission, &scope_ref)

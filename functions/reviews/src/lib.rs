@@ -58,8 +58,7 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         }
         ["api", collection, uuid] if readable && kind(collection).is_some() => {
             let kind = kind(collection).unwrap_or(ContentType::Customer);
-            let (_, review) = visible_review(ctx, user, kind, uuid).await?;
-            let names = Directory::load(&ctx.store, [scope_triple(&review)]).await?;
+            let (_, review, names) = visible_review(ctx, user, kind, uuid).await?;
             Ok(http::json(StatusCode::OK, &review_json(request, &review, &names)))
         }
         ["api", collection, uuid, "permissions"] if readable && kind(collection).is_some() => {
@@ -108,23 +107,35 @@ fn scope_of(review: &Review) -> ScopeRef {
     }
 }
 
+/// The review, then the caller's standing and the review's scope names in one read; a review
+/// the caller cannot see is not found.
 async fn visible_review(
     ctx: &Context,
     user: &AuthUser,
     kind: ContentType,
     uuid: &str,
-) -> Result<(Access, Review)> {
+) -> Result<(Access, Review, Directory)> {
     let not_found = || Error::not_found(model(kind));
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
     let now = time::now();
-    let (access, review) = tokio::try_join!(
-        Access::load(&ctx.store, &ctx.roles, user, &now),
-        reviews::get(&ctx.store, &uuid)
-    )?;
-    let review = review
-        .filter(|r| r.scope_type == kind && access.can_see_reviews_of(&scope_of(r)))
+    let review = reviews::get(&ctx.store, &uuid)
+        .await?
+        .filter(|r| r.scope_type == kind)
         .ok_or_else(not_found)?;
-    Ok((access, review))
+    let (access, fetched) = Access::load_with(
+        &ctx.store,
+        &ctx.roles,
+        user,
+        &now,
+        &Directory::keys([scope_triple(&review)]),
+    )
+    .await?;
+    if !access.can_see_reviews_of(&scope_of(&review)) {
+        return Err(not_found());
+    }
+    let mut names = Directory::default();
+    names.add_items(fetched.into_items())?;
+    Ok((access, review, names))
 }
 
 async fn list(
@@ -136,11 +147,14 @@ async fn list(
     let page_request = PageRequest::from_params(&request.params)?;
     let ordering = request.params.ordering(&["created", "closed"])?;
     let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
+    let mut names = Directory::default();
     let mut found = if access.sees_everything() {
         reviews::all(&ctx.store, kind).await?
     } else {
         let mut found = Vec::new();
-        for scope in authz::visible_scopes(&ctx.store, &access).await? {
+        let (scopes, read) = authz::visible_scopes(&ctx.store, &access, kind == ContentType::Project).await?;
+        names = read;
+        for scope in scopes {
             if scope.content_type == kind && access.can_see_reviews_of(&scope) {
                 found.extend(reviews::of_scope(&ctx.store, kind, &scope.uuid).await?);
             }
@@ -173,7 +187,9 @@ async fn list(
         });
     }
     let page = page::paginate(found, &page_request)?;
-    let names = Directory::load(&ctx.store, page.items.iter().map(scope_triple)).await?;
+    names
+        .complete(&ctx.store, page.items.iter().map(scope_triple))
+        .await?;
     Ok(http::page(
         request,
         page.map(|r| review_json(request, &r, &names)),
@@ -197,7 +213,7 @@ fn require_reviewer(access: &Access, review: &Review) -> Result<()> {
 }
 
 async fn close(ctx: &Context, user: &AuthUser, kind: ContentType, uuid: &str) -> Result<Response<Body>> {
-    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+    let (access, review, _) = visible_review(ctx, user, kind, uuid).await?;
     require_reviewer(&access, &review)?;
     if !review.is_pending {
         return Err(Error::rejected("Review is already closed."));
@@ -215,7 +231,7 @@ async fn permissions(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let page_request = PageRequest::from_params(&request.params)?;
-    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+    let (access, review, _) = visible_review(ctx, user, kind, uuid).await?;
     let mut entries = reviews::entries(&ctx.store, &review.uuid).await?;
     entries.sort_by(|a, b| a.member.grant.created.cmp(&b.member.grant.created));
     let roles = access.roles();
@@ -232,7 +248,7 @@ async fn revoke(
     kind: ContentType,
     uuid: &str,
 ) -> Result<Response<Body>> {
-    let (access, review) = visible_review(ctx, user, kind, uuid).await?;
+    let (access, review, _) = visible_review(ctx, user, kind, uuid).await?;
     require_reviewer(&access, &review)?;
     if !review.is_pending {
         return Err(Error::rejected("Review is already closed."));

@@ -98,7 +98,7 @@ fn model(kind: ContentType) -> &'static str {
     }
 }
 
-/// The caller's standing and the scope, read in parallel; an unknown, malformed or invisible
+/// The caller's standing and the scope, read in one request; an unknown, malformed or invisible
 /// scope is the same 404.
 async fn visible_scope(
     ctx: &Context,
@@ -107,11 +107,19 @@ async fn visible_scope(
     uuid: &str,
 ) -> Result<(Access, Scope)> {
     let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(model(kind)))?;
-    let now = time::now();
-    let (access, scope) = tokio::try_join!(
-        Access::load(&ctx.store, &ctx.roles, user, &now),
-        scopes::get_scope(&ctx.store, kind, &uuid)
-    )?;
+    let key = (scopes::partition(kind, &uuid), "#META".to_owned());
+    let (access, mut fetched) = Access::load_with(
+        &ctx.store,
+        &ctx.roles,
+        user,
+        &time::now(),
+        std::slice::from_ref(&key),
+    )
+    .await?;
+    let scope = fetched
+        .take_item(&key.0, &key.1)
+        .map(|item| scopes::scope_from_item(kind, item))
+        .transpose()?;
     match scope {
         Some(scope) if access.can_see(&ScopeRef::from(&scope)) => Ok((access, scope)),
         _ => Err(Error::not_found(model(kind))),

@@ -109,7 +109,7 @@ async fn visible_users(ctx: &Context, access: &Access) -> Result<Vec<User>> {
         return users::all(&ctx.store).await;
     }
     let mut ids = vec![access.user.uuid];
-    for scope in authz::visible_scopes(&ctx.store, access).await? {
+    for scope in authz::visible_scopes(&ctx.store, access, true).await?.0 {
         if let Some((_, members)) =
             grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
         {
@@ -149,10 +149,12 @@ async fn list(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<
     users.sort_by(|a, b| a.username.cmp(&b.username));
     let page = page::paginate(users, &page_request)?;
     let view = View::new(request, &access, access.roles());
-    let mut items = Vec::with_capacity(page.items.len());
-    for user in &page.items {
-        items.push(view.render(ctx, user, &now).await?);
-    }
+    let names = view.names(ctx, &page.items, &now).await?;
+    let items = page
+        .items
+        .iter()
+        .map(|user| view.render(user, &names, &now))
+        .collect();
     Ok(http::page(
         request,
         page::Page {
@@ -164,15 +166,28 @@ async fn list(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<
     ))
 }
 
-async fn visible_user(ctx: &Context, access: &Access, uuid: &str) -> Result<User> {
+/// The caller's standing and the user `uuid`, read together; a user the caller cannot see is
+/// not found.
+async fn visible_user(
+    ctx: &Context,
+    caller: &AuthUser,
+    uuid: &str,
+    now: &Timestamp,
+) -> Result<(Access, User)> {
     let not_found = || Error::not_found("User");
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
-    let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
+    let key = User::key(&uuid);
+    let (access, mut fetched) =
+        Access::load_with(&ctx.store, &ctx.roles, caller, now, std::slice::from_ref(&key)).await?;
+    let user: User = fetched.take(&key.0, &key.1)?.ok_or_else(not_found)?;
     if access.sees_everything() || uuid == access.user.uuid {
-        return Ok(user);
+        return Ok((access, user));
     }
-    let visible = visible_users(ctx, access).await?;
-    visible.into_iter().find(|u| u.uuid == uuid).ok_or_else(not_found)
+    if visible_users(ctx, &access).await?.iter().any(|u| u.uuid == uuid) {
+        Ok((access, user))
+    } else {
+        Err(not_found())
+    }
 }
 
 async fn retrieve(
@@ -182,10 +197,12 @@ async fn retrieve(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let now = time::now();
-    let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
-    let user = visible_user(ctx, &access, uuid).await?;
+    let (access, user) = visible_user(ctx, caller, uuid, &now).await?;
     let view = View::new(request, &access, access.roles());
-    Ok(http::json(StatusCode::OK, &view.render(ctx, &user, &now).await?))
+    Ok(http::json(
+        StatusCode::OK,
+        &view.render_one(ctx, &user, &now).await?,
+    ))
 }
 
 async fn create(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<Response<Body>> {
@@ -197,7 +214,7 @@ async fn create(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Resul
     let user = users::create(&ctx.store, Some(caller), input.into_new_user(), &now).await?;
     let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
     let view = View::new(request, &access, access.roles());
-    let value = view.render(ctx, &user, &now).await?;
+    let value = view.render_one(ctx, &user, &now).await?;
     // From the uuid, not the `url` field: `?field=` may have left that out.
     let location = request.url(&format!("/api/users/{}/", user.uuid));
     Ok(http::created(&location, &value))
@@ -212,8 +229,7 @@ async fn update(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let now = time::now();
-    let access = Access::load(&ctx.store, &ctx.roles, caller, &now).await?;
-    let user = visible_user(ctx, &access, uuid).await?;
+    let (access, user) = visible_user(ctx, caller, uuid, &now).await?;
     if !caller.is_staff && user.uuid != caller.uuid {
         return Err(Error::PermissionDenied);
     }
@@ -226,7 +242,7 @@ async fn update(
     let view = View::new(request, &access, access.roles());
     Ok(http::json(
         StatusCode::OK,
-        &view.render(ctx, &updated, &now).await?,
+        &view.render_one(ctx, &updated, &now).await?,
     ))
 }
 
@@ -236,8 +252,7 @@ async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<R
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
     if !caller.is_staff && uuid != caller.uuid {
         // DRF's order: a user one cannot see is not found; one that is seen is not theirs to rotate.
-        let access = Access::load(&ctx.store, &ctx.roles, caller, &time::now()).await?;
-        visible_user(ctx, &access, &uuid.to_string()).await?;
+        visible_user(ctx, caller, &uuid.to_string(), &time::now()).await?;
         return Err(Error::PermissionDenied);
     }
     let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
@@ -267,10 +282,32 @@ impl<'a> View<'a> {
         }
     }
 
-    async fn render(&self, ctx: &Context, user: &User, now: &Timestamp) -> Result<Value> {
-        let wants_permissions = self.fields.iter().any(|f| f.ends_with("_permissions"));
-        let (customer_rows, project_rows) = if wants_permissions {
-            self.permission_rows(ctx, user, now).await?
+    fn wants_permissions(&self) -> bool {
+        self.fields.iter().any(|f| f.ends_with("_permissions"))
+    }
+
+    /// The customers and projects named by the permission rows of `users`: one BatchGetItem
+    /// for a whole page, none when the fields leave the rows out.
+    async fn names(&self, ctx: &Context, users: &[User], now: &Timestamp) -> Result<Directory> {
+        if !self.wants_permissions() {
+            return Ok(Directory::default());
+        }
+        let scopes: Vec<_> = users
+            .iter()
+            .flat_map(|user| active_grants(user, now))
+            .map(|g| (g.scope_type, g.scope_uuid, g.customer_uuid))
+            .collect();
+        Directory::load(&ctx.store, scopes).await
+    }
+
+    async fn render_one(&self, ctx: &Context, user: &User, now: &Timestamp) -> Result<Value> {
+        let names = self.names(ctx, std::slice::from_ref(user), now).await?;
+        Ok(self.render(user, &names, now))
+    }
+
+    fn render(&self, user: &User, names: &Directory, now: &Timestamp) -> Value {
+        let (customer_rows, project_rows) = if self.wants_permissions() {
+            self.permission_rows(user, names, now)
         } else {
             (Vec::new(), Vec::new())
         };
@@ -294,28 +331,12 @@ impl<'a> View<'a> {
             };
             object.insert((*field).to_owned(), value);
         }
-        Ok(Value::Object(object))
+        Value::Object(object)
     }
 
     /// The rows of seed 001: the user's active customer and project roles with scope names.
-    async fn permission_rows(
-        &self,
-        ctx: &Context,
-        user: &User,
-        now: &Timestamp,
-    ) -> Result<(Vec<Value>, Vec<Value>)> {
-        let grants: Vec<Grant> = grants::of_user(&ctx.store, &user.uuid)
-            .await?
-            .into_iter()
-            .filter(|g| g.is_active_at(now))
-            .collect();
-        let names = Directory::load(
-            &ctx.store,
-            grants
-                .iter()
-                .map(|g| (g.scope_type, g.scope_uuid, g.customer_uuid)),
-        )
-        .await?;
+    fn permission_rows(&self, user: &User, names: &Directory, now: &Timestamp) -> (Vec<Value>, Vec<Value>) {
+        let grants = active_grants(user, now);
         let role_name = |grant: &Grant| {
             self.roles
                 .get(&grant.role_uuid)
@@ -346,6 +367,13 @@ impl<'a> View<'a> {
                 })),
             }
         }
-        Ok((customer_rows, project_rows))
+        (customer_rows, project_rows)
     }
+}
+
+fn active_grants(user: &User, now: &Timestamp) -> Vec<Grant> {
+    grants::held_by(user)
+        .into_iter()
+        .filter(|g| g.is_active_at(now))
+        .collect()
 }
