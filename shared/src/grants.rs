@@ -247,6 +247,16 @@ impl MemberItem {
     }
 }
 
+/// The key of a grant's user-side record, for reading it with other items.
+pub fn user_side_key(grant: &Grant) -> (String, String) {
+    grant.user_key()
+}
+
+/// Decodes a user-side record read with other items.
+pub fn user_side_from_item(item: Item) -> Result<Grant> {
+    Ok(decode::<UserSideItem>(item)?.grant)
+}
+
 pub async fn find(store: &Store, user: &Id, scope: &Scope, role: &Id) -> Result<Option<Grant>> {
     let (pk, sk) = user_key(user, scope.content_type(), &scope.uuid(), role);
     Ok(store.get::<UserSideItem>(&pk, &sk).await?.map(|i| i.grant))

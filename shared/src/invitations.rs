@@ -415,21 +415,20 @@ pub struct Submitted {
     pub project_created: bool,
 }
 
-/// Submits a request through an invitation (state pending); with `auto_approve` it is
-/// approved at once, by the requester, in the same transaction.
+/// Submits a request through an invitation (state pending) for the requester, whose user item
+/// the caller has read (`user`); with `auto_approve` it is approved at once, by the requester,
+/// in the same transaction.
 pub async fn submit(
     store: &Store,
     roles: &RoleSet,
     requester: &AuthUser,
+    user: &User,
     invitation: &Invitation,
     now: &Timestamp,
 ) -> Result<Submitted> {
     if !invitation.is_pending_at(now) {
         return Err(Error::rejected("Only pending invitation can be requested."));
     }
-    let user = users::get(store, &requester.uuid)
-        .await?
-        .ok_or_else(|| Error::not_found("User"))?;
     let mut request = PermissionRequest {
         uuid: Id::new(),
         invitation_uuid: invitation.uuid,
@@ -452,7 +451,7 @@ pub async fn submit(
         project_name_template: invitation.project_name_template.clone(),
     };
     let approval = if invitation.auto_approve {
-        Some(plan_approval(store, roles, invitation, user, now).await?)
+        Some(plan_approval(store, roles, invitation, user.clone(), now).await?)
     } else {
         None
     };

@@ -14,7 +14,7 @@ use crate::ids::Id;
 use crate::outbox;
 use crate::roles::ContentType;
 use crate::scopes::{self, Scope};
-use crate::store::{Expr, Store, TxError, b, s};
+use crate::store::{Expr, Store, TxError, b, decode, s};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,11 +104,6 @@ async fn grants_under(store: &Store, scope: &Scope, now: &Timestamp) -> Result<V
     Ok(members)
 }
 
-pub async fn entries(store: &Store, review: &Id) -> Result<Vec<Entry>> {
-    let items: Vec<EntryItem> = store.query_prefix(&review_key(review), "ENTRY#").await?;
-    Ok(items.into_iter().map(|i| i.entry).collect())
-}
-
 /// Revokes, from within a pending review, a grant it covers: the live grant (if it still
 /// exists) goes, and the decision is recorded on the review's entry, in one transaction.
 pub async fn revoke_entry(
@@ -165,6 +160,24 @@ fn review_key(uuid: &Id) -> String {
 
 fn type_name(scope_type: ContentType) -> String {
     scope_type.as_str().to_ascii_uppercase()
+}
+
+/// The review and its entries: one Query of its partition, where the review item comes first.
+pub async fn with_entries(store: &Store, uuid: &Id) -> Result<Option<(Review, Vec<Entry>)>> {
+    let mut review = None;
+    let mut entries = Vec::new();
+    for item in store.partition_items(&review_key(uuid)).await? {
+        let is_review = item
+            .get("SK")
+            .and_then(|sk| sk.as_s().ok())
+            .is_some_and(|sk| sk == "#META");
+        if is_review {
+            review = Some(decode::<ReviewItem>(item)?.review);
+        } else {
+            entries.push(decode::<EntryItem>(item)?.entry);
+        }
+    }
+    Ok(review.map(|review| (review, entries)))
 }
 
 pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Review>> {

@@ -110,6 +110,11 @@ impl Store {
 
     /// Every item of a partition (for small, bounded partitions).
     pub async fn query_partition<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>> {
+        self.partition_items(pk).await?.into_iter().map(decode).collect()
+    }
+
+    /// As `query_partition`, undecoded: for partitions that hold items of several kinds.
+    pub async fn partition_items(&self, pk: &str) -> Result<Vec<Item>> {
         let query = self
             .client
             .query()
@@ -117,7 +122,7 @@ impl Store {
             .key_condition_expression("PK = :pk")
             .expression_attribute_values(":pk", s(pk))
             .consistent_read(true);
-        all_pages(query).await
+        all_page_items(query).await
     }
 
     /// Every item of one partition of a secondary index, in index order (eventually consistent).
@@ -315,6 +320,10 @@ impl Store {
 
 /// Runs a Query to its last page.
 async fn all_pages<T: DeserializeOwned>(query: QueryFluentBuilder) -> Result<Vec<T>> {
+    all_page_items(query).await?.into_iter().map(decode).collect()
+}
+
+async fn all_page_items(query: QueryFluentBuilder) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut start: Option<Item> = None;
     loop {
@@ -324,9 +333,7 @@ async fn all_pages<T: DeserializeOwned>(query: QueryFluentBuilder) -> Result<Vec
             .send()
             .await
             .map_err(sdk_error)?;
-        for item in output.items.unwrap_or_default() {
-            items.push(decode(item)?);
-        }
+        items.extend(output.items.unwrap_or_default());
         match output.last_evaluated_key {
             Some(last) if !last.is_empty() => start = Some(last),
             _ => return Ok(items),

@@ -13,8 +13,10 @@ use shared::ids::Id;
 use shared::invitations::{self, Invitation, PermissionRequest, State};
 use shared::page::{self, PageRequest};
 use shared::roles::{ContentType, Role};
-use shared::scopes::{self, Directory, Scope};
+use shared::scopes::{self, Directory};
+use shared::store::Fetched;
 use shared::time::{self, Timestamp};
+use shared::users::User;
 use shared::validate;
 use shared::{Context, Error, Result};
 
@@ -77,18 +79,15 @@ fn scope_ref_of(scope_type: ContentType, uuid: Id, customer: Id) -> ScopeRef {
 // --- invitations ----------------------------------------------------------------------------
 
 /// Resolves the `scope` URL of a body to a customer or project the caller can see.
-async fn resolve_scope(ctx: &Context, access: &Access, url: &str) -> Result<Option<Scope>> {
-    let scope = if let Some(uuid) =
-        Id::from_reference(url, "customers").filter(|_| url.contains("/api/customers/"))
-    {
-        scopes::get_scope(&ctx.store, ContentType::Customer, &uuid).await?
-    } else if let Some(uuid) = Id::from_reference(url, "projects").filter(|_| url.contains("/api/projects/"))
-    {
-        scopes::get_scope(&ctx.store, ContentType::Project, &uuid).await?
+/// The scope an invitation's `scope` URL names: its type and uuid.
+fn scope_reference(url: &str) -> Option<(ContentType, Id)> {
+    if let Some(uuid) = Id::from_reference(url, "customers").filter(|_| url.contains("/api/customers/")) {
+        Some((ContentType::Customer, uuid))
     } else {
-        None
-    };
-    Ok(scope.filter(|s| access.can_see(&ScopeRef::from(s))))
+        Id::from_reference(url, "projects")
+            .filter(|_| url.contains("/api/projects/"))
+            .map(|uuid| (ContentType::Project, uuid))
+    }
 }
 
 fn role_field(
@@ -121,19 +120,35 @@ fn role_field(
 
 async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
     let now = time::now();
-    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
     let body = request.json()?;
     let empty = Map::new();
     let object = validate::object(body.as_ref(), &empty)?;
+    let scope_url = object
+        .get("scope")
+        .map(|value| value.as_str().unwrap_or_default());
+    let reference = scope_url.and_then(scope_reference);
+    // The caller's grants and the scope, in one read.
+    let keys: Vec<(String, String)> = reference
+        .iter()
+        .map(|(kind, uuid)| (scopes::partition(*kind, uuid), "#META".to_owned()))
+        .collect();
+    let (access, mut fetched) = Access::load_with(&ctx.store, &ctx.roles, user, &now, &keys).await?;
     let mut errors = FieldErrors::default();
     let scope = match object.get("scope") {
         None | Some(Value::Null) => {
             errors.add("scope", FIELD_REQUIRED);
             None
         }
-        Some(value) => {
-            let url = value.as_str().unwrap_or_default();
-            let scope = resolve_scope(ctx, &access, url).await?;
+        Some(_) => {
+            let url = scope_url.unwrap_or_default();
+            let scope = match (reference, keys.first()) {
+                (Some((kind, _)), Some((pk, sk))) => fetched
+                    .take_item(pk, sk)
+                    .map(|item| scopes::scope_from_item(kind, item))
+                    .transpose()?
+                    .filter(|s| access.can_see(&ScopeRef::from(s))),
+                _ => None,
+            };
             if scope.is_none() {
                 errors.add("scope", format!("Can't restore object from url: {url}"));
             }
@@ -218,15 +233,18 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
         is_active: true,
     };
     invitations::create(&ctx.store, user, &invitation, &now).await?;
-    let names = Directory::load(
-        &ctx.store,
-        [(
-            invitation.scope_type,
-            invitation.scope_uuid,
-            invitation.customer_uuid,
-        )],
-    )
-    .await?;
+    let mut names = Directory::default();
+    names.insert(scope);
+    names
+        .complete(
+            &ctx.store,
+            [(
+                invitation.scope_type,
+                invitation.scope_uuid,
+                invitation.customer_uuid,
+            )],
+        )
+        .await?;
     let value = invitation_json(request, &invitation, roles, &names, &now);
     Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
 }
@@ -353,16 +371,21 @@ async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result
 async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
     let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
-    let submitted = invitations::submit(&ctx.store, &roles, user, &invitation, &now).await?;
-    let names = Directory::load(
-        &ctx.store,
-        [(
-            invitation.scope_type,
-            invitation.scope_uuid,
-            invitation.customer_uuid,
-        )],
-    )
-    .await?;
+    // The requester (whose grants the request must not duplicate) and the names of the answer.
+    let user_key = User::key(&user.uuid);
+    let mut keys = Directory::keys([(
+        invitation.scope_type,
+        invitation.scope_uuid,
+        invitation.customer_uuid,
+    )]);
+    keys.push(user_key.clone());
+    let mut fetched = Fetched::new(ctx.store.batch_get_items(&keys).await?);
+    let requester: User = fetched
+        .take(&user_key.0, &user_key.1)?
+        .ok_or_else(|| Error::not_found("User"))?;
+    let mut names = Directory::default();
+    names.add_items(fetched.into_items())?;
+    let submitted = invitations::submit(&ctx.store, &roles, user, &requester, &invitation, &now).await?;
     let request = &submitted.request;
     Ok(http::json(
         StatusCode::OK,

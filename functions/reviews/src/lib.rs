@@ -16,8 +16,9 @@ use shared::page::{self, PageRequest};
 use shared::reviews::{self, Entry, Review};
 use shared::roles::ContentType;
 use shared::scopes::{self, Directory};
+use shared::store::Fetched;
 use shared::time;
-use shared::users;
+use shared::users::User;
 use shared::validate;
 use shared::{Context, Error, Result};
 
@@ -115,18 +116,39 @@ async fn visible_review(
     kind: ContentType,
     uuid: &str,
 ) -> Result<(Access, Review, Directory)> {
-    let not_found = || Error::not_found(model(kind));
-    let uuid = Id::parse(uuid).ok_or_else(not_found)?;
-    let now = time::now();
-    let review = reviews::get(&ctx.store, &uuid)
+    let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(model(kind)))?;
+    let review = reviews::get(&ctx.store, &uuid).await?;
+    authorize(ctx, user, kind, review).await
+}
+
+/// As `visible_review`, with the review's entries, which share its partition (one Query).
+async fn visible_review_with_entries(
+    ctx: &Context,
+    user: &AuthUser,
+    kind: ContentType,
+    uuid: &str,
+) -> Result<(Access, Review, Vec<Entry>)> {
+    let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(model(kind)))?;
+    let (review, entries) = reviews::with_entries(&ctx.store, &uuid)
         .await?
-        .filter(|r| r.scope_type == kind)
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| Error::not_found(model(kind)))?;
+    let (access, review, _) = authorize(ctx, user, kind, Some(review)).await?;
+    Ok((access, review, entries))
+}
+
+async fn authorize(
+    ctx: &Context,
+    user: &AuthUser,
+    kind: ContentType,
+    review: Option<Review>,
+) -> Result<(Access, Review, Directory)> {
+    let not_found = || Error::not_found(model(kind));
+    let review = review.filter(|r| r.scope_type == kind).ok_or_else(not_found)?;
     let (access, fetched) = Access::load_with(
         &ctx.store,
         &ctx.roles,
         user,
-        &now,
+        &time::now(),
         &Directory::keys([scope_triple(&review)]),
     )
     .await?;
@@ -231,8 +253,7 @@ async fn permissions(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let page_request = PageRequest::from_params(&request.params)?;
-    let (access, review, _) = visible_review(ctx, user, kind, uuid).await?;
-    let mut entries = reviews::entries(&ctx.store, &review.uuid).await?;
+    let (access, _, mut entries) = visible_review_with_entries(ctx, user, kind, uuid).await?;
     entries.sort_by(|a, b| a.member.grant.created.cmp(&b.member.grant.created));
     let roles = access.roles();
     let page = page::paginate(entries, &page_request)?;
@@ -248,7 +269,7 @@ async fn revoke(
     kind: ContentType,
     uuid: &str,
 ) -> Result<Response<Body>> {
-    let (access, review, _) = visible_review(ctx, user, kind, uuid).await?;
+    let (access, review, entries) = visible_review_with_entries(ctx, user, kind, uuid).await?;
     require_reviewer(&access, &review)?;
     if !review.is_pending {
         return Err(Error::rejected("Review is already closed."));
@@ -279,8 +300,7 @@ async fn revoke(
         .find(&role_text)
         .cloned()
         .ok_or_else(|| Error::field("role", "Role is not found."))?;
-    let entry = reviews::entries(&ctx.store, &review.uuid)
-        .await?
+    let entry = entries
         .into_iter()
         .find(|e| {
             e.member.grant.user_uuid == target
@@ -290,15 +310,30 @@ async fn revoke(
         .ok_or_else(|| Error::non_field("This grant is not part of the review."))?;
     let now = time::now();
     let grant = &entry.member.grant;
-    let (live_scope, target_user) = tokio::try_join!(
-        scopes::get_scope(&ctx.store, grant.scope_type, &grant.scope_uuid),
-        users::get(&ctx.store, &grant.user_uuid)
-    )?;
+    // The live scope, the user and their grant, in one read.
+    let scope_key = (
+        scopes::partition(grant.scope_type, &grant.scope_uuid),
+        "#META".to_owned(),
+    );
+    let user_key = User::key(&grant.user_uuid);
+    let grant_key = grants::user_side_key(grant);
+    let mut fetched = Fetched::new(
+        ctx.store
+            .batch_get_items(&[scope_key.clone(), user_key.clone(), grant_key.clone()])
+            .await?,
+    );
+    let live_scope = fetched
+        .take_item(&scope_key.0, &scope_key.1)
+        .map(|item| scopes::scope_from_item(grant.scope_type, item))
+        .transpose()?;
+    let target_user: Option<User> = fetched.take(&user_key.0, &user_key.1)?;
+    let live = fetched
+        .take_item(&grant_key.0, &grant_key.1)
+        .map(grants::user_side_from_item)
+        .transpose()?
+        .filter(|g| g.uuid == grant.uuid);
     let decided = match (live_scope, target_user) {
         (Some(live_scope), Some(target_user)) => {
-            let live = grants::find(&ctx.store, &target_user.uuid, &live_scope, &role.uuid)
-                .await?
-                .filter(|g| g.uuid == grant.uuid);
             let new = NewGrant {
                 scope: &live_scope,
                 user: &target_user,
