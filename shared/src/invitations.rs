@@ -15,10 +15,10 @@ use crate::grants::{self, NewGrant};
 use crate::ids::Id;
 use crate::outbox;
 use crate::roles::{ContentType, Role};
-use crate::scopes::{self, Scope};
+use crate::scopes::{self, Directory, Scope};
 use crate::store::{Expr, Store, Transaction, TxError, s};
 use crate::time::{self, Timestamp};
-use crate::users::{self, User};
+use crate::users::User;
 
 /// Invitations stop accepting requests four weeks after they were made.
 pub const LIFETIME: Duration = Duration::weeks(4);
@@ -274,6 +274,11 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
     tx.commit().await.map_err(Error::from)
 }
 
+/// Decodes an invitation read with other items.
+pub fn invitation_from_item(item: crate::store::Item) -> Result<Invitation> {
+    Ok(crate::store::decode::<InvitationItem>(item)?.invitation)
+}
+
 pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Invitation>> {
     Ok(store
         .get::<InvitationItem>(&invitation_key(uuid), "#META")
@@ -351,11 +356,14 @@ struct Approval {
     new_project: Option<scopes::Customer>,
 }
 
+/// What an approval grants. `known` holds the invitation's scope and customer, read by the
+/// caller with its other reads.
 async fn plan_approval(
     store: &Store,
     roles: &RoleSet,
     invitation: &Invitation,
     requester: User,
+    known: &Directory,
     now: &Timestamp,
 ) -> Result<Approval> {
     let missing = |what: &str| Error::Conflict(format!("The invitation's {what} no longer exists."));
@@ -364,8 +372,8 @@ async fn plan_approval(
         .cloned()
         .ok_or_else(|| missing("role"))?;
     if !invitation.auto_create_project {
-        let scope = scopes::get_scope(store, invitation.scope_type, &invitation.scope_uuid)
-            .await?
+        let scope = known
+            .scope(invitation.scope_type, &invitation.scope_uuid)
             .ok_or_else(|| missing("scope"))?;
         return Ok(Approval {
             scope,
@@ -378,8 +386,9 @@ async fn plan_approval(
         Some(uuid) => roles.get(&uuid).cloned().ok_or_else(|| missing("project role"))?,
         None => role,
     };
-    let customer = scopes::get_customer(store, &invitation.customer_uuid)
-        .await?
+    let customer = known
+        .customer(&invitation.customer_uuid)
+        .cloned()
         .ok_or_else(|| missing("customer"))?;
     let name = project_name(invitation.project_name_template.as_deref(), &requester);
     let existing = scopes::projects_of(store, &customer.uuid)
@@ -416,14 +425,15 @@ pub struct Submitted {
 }
 
 /// Submits a request through an invitation (state pending) for the requester, whose user item
-/// the caller has read (`user`); with `auto_approve` it is approved at once, by the requester,
-/// in the same transaction.
+/// (`user`) and the invitation's scope and customer (`known`) the caller has read; with
+/// `auto_approve` it is approved at once, by the requester, in the same transaction.
 pub async fn submit(
     store: &Store,
     roles: &RoleSet,
     requester: &AuthUser,
     user: &User,
     invitation: &Invitation,
+    known: &Directory,
     now: &Timestamp,
 ) -> Result<Submitted> {
     if !invitation.is_pending_at(now) {
@@ -451,7 +461,7 @@ pub async fn submit(
         project_name_template: invitation.project_name_template.clone(),
     };
     let approval = if invitation.auto_approve {
-        Some(plan_approval(store, roles, invitation, user.clone(), now).await?)
+        Some(plan_approval(store, roles, invitation, user.clone(), known, now).await?)
     } else {
         None
     };
@@ -561,21 +571,30 @@ fn add_approval(
 
 /// Approves a pending request: the state change and the grant in one transaction. A requester
 /// who meanwhile holds the role already is approved without a second grant.
+/// The keys of what approving `request` reads besides its scope and customer: the invitation
+/// and the requester, for reading them with the caller's grants.
+pub fn approval_keys(request: &PermissionRequest) -> [(String, String); 2] {
+    [
+        (invitation_key(&request.invitation_uuid), "#META".to_owned()),
+        User::key(&request.created_by),
+    ]
+}
+
+/// Approves a pending request. `read` holds what `approval_keys` names and the request's scope
+/// and customer.
 pub async fn approve(
     store: &Store,
     roles: &RoleSet,
     reviewer: &AuthUser,
     request: &PermissionRequest,
+    read: (Option<Invitation>, Option<User>, &Directory),
     comment: Option<String>,
     now: &Timestamp,
 ) -> Result<PermissionRequest> {
-    let invitation = get(store, &request.invitation_uuid)
-        .await?
-        .ok_or_else(|| Error::Conflict("The invitation no longer exists.".into()))?;
-    let requester = users::get(store, &request.created_by)
-        .await?
-        .ok_or_else(|| Error::not_found("User"))?;
-    let approval = plan_approval(store, roles, &invitation, requester, now).await?;
+    let (invitation, requester, known) = read;
+    let invitation = invitation.ok_or_else(|| Error::Conflict("The invitation no longer exists.".into()))?;
+    let requester = requester.ok_or_else(|| Error::not_found("User"))?;
+    let approval = plan_approval(store, roles, &invitation, requester, known, now).await?;
     let mut reviewed = request.clone();
     mark_reviewed(&mut reviewed, reviewer, comment, now);
     reviewed.state = State::Approved;

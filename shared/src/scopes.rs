@@ -637,6 +637,15 @@ impl Directory {
         self.projects.get(uuid)
     }
 
+    /// The scope, if this directory holds it.
+    pub fn scope(&self, scope_type: ContentType, uuid: &Id) -> Option<Scope> {
+        match scope_type {
+            ContentType::Customer => self.customer(uuid).cloned().map(Scope::Customer),
+            ContentType::Project => self.project(uuid).cloned().map(Scope::Project),
+            _ => None,
+        }
+    }
+
     pub fn scope_name(&self, scope_type: ContentType, uuid: &Id) -> Option<&str> {
         match scope_type {
             ContentType::Customer => self.customer(uuid).map(|c| c.name.as_str()),

@@ -123,14 +123,6 @@ pub const EXCEPTIONS: &[Exception] = &[
         why: REQUEST_NAMES,
     },
     Exception {
-        method: "POST",
-        route: "/api/user-permission-requests/{uuid}/approve/",
-        reads: 6,
-        writes: 1,
-        why: "reads the request, then the caller's grants with the scope's names in one request, then the invitation, \
-            the requester and the project the grant goes to",
-    },
-    Exception {
         method: "GET",
         route: "/api/customer-permissions-reviews/",
         reads: 4,

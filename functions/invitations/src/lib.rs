@@ -385,7 +385,8 @@ async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Re
         .ok_or_else(|| Error::not_found("User"))?;
     let mut names = Directory::default();
     names.add_items(fetched.into_items())?;
-    let submitted = invitations::submit(&ctx.store, &roles, user, &requester, &invitation, &now).await?;
+    let submitted =
+        invitations::submit(&ctx.store, &roles, user, &requester, &invitation, &names, &now).await?;
     let request = &submitted.request;
     Ok(http::json(
         StatusCode::OK,
@@ -510,33 +511,33 @@ fn request_scope(request: &PermissionRequest) -> (ContentType, Id, Id) {
     (request.scope_type, request.scope_uuid, request.customer_uuid)
 }
 
-/// The request, then the caller's standing and the request's scope names in one read; a
-/// request the caller cannot see is not found.
+/// The request, then the caller's standing, the request's scope names and the items at
+/// `extra(request)` in one read; a request the caller cannot see is not found.
 async fn visible_request(
     ctx: &Context,
     user: &AuthUser,
     uuid: &str,
     now: &Timestamp,
-) -> Result<(Access, PermissionRequest, Directory)> {
+    extra: impl Fn(&PermissionRequest) -> Vec<(String, String)>,
+) -> Result<(Access, PermissionRequest, Fetched)> {
     let not_found = || Error::not_found(REQUEST);
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
     let found = invitations::get_request(&ctx.store, &uuid)
         .await?
         .ok_or_else(not_found)?;
-    let (access, fetched) = Access::load_with(
-        &ctx.store,
-        &ctx.roles,
-        user,
-        now,
-        &Directory::keys([request_scope(&found)]),
-    )
-    .await?;
+    let mut keys = Directory::keys([request_scope(&found)]);
+    keys.extend(extra(&found));
+    let (access, fetched) = Access::load_with(&ctx.store, &ctx.roles, user, now, &keys).await?;
     if !can_see_request(&access, &found) {
         return Err(not_found());
     }
+    Ok((access, found, fetched))
+}
+
+fn names_of(fetched: Fetched) -> Result<Directory> {
     let mut names = Directory::default();
     names.add_items(fetched.into_items())?;
-    Ok((access, found, names))
+    Ok(names)
 }
 
 async fn retrieve_request(
@@ -545,7 +546,8 @@ async fn retrieve_request(
     user: &AuthUser,
     uuid: &str,
 ) -> Result<Response<Body>> {
-    let (access, found, names) = visible_request(ctx, user, uuid, &time::now()).await?;
+    let (access, found, fetched) = visible_request(ctx, user, uuid, &time::now(), |_| Vec::new()).await?;
+    let names = names_of(fetched)?;
     Ok(http::json(
         StatusCode::OK,
         &request_json(request, &found, access.roles(), &names),
@@ -562,7 +564,15 @@ async fn decide(
     approve: bool,
 ) -> Result<Response<Body>> {
     let now = time::now();
-    let (access, found, _) = visible_request(ctx, user, uuid, &now).await?;
+    // Approving reads the invitation and the requester too: they come with the first read.
+    let (access, found, mut fetched) = visible_request(ctx, user, uuid, &now, |found| {
+        if approve {
+            invitations::approval_keys(found).to_vec()
+        } else {
+            Vec::new()
+        }
+    })
+    .await?;
     if found.state != State::Pending {
         return Err(Error::Conflict(invitations::VALID_STATES_PENDING.into()));
     }
@@ -579,7 +589,23 @@ async fn decide(
         return Err(Error::Invalid(errors));
     }
     if approve {
-        invitations::approve(&ctx.store, access.roles(), user, &found, comment, &now).await?;
+        let [(invitation_pk, invitation_sk), (user_pk, user_sk)] = invitations::approval_keys(&found);
+        let invitation = fetched
+            .take_item(&invitation_pk, &invitation_sk)
+            .map(invitations::invitation_from_item)
+            .transpose()?;
+        let requester: Option<User> = fetched.take(&user_pk, &user_sk)?;
+        let known = names_of(fetched)?;
+        invitations::approve(
+            &ctx.store,
+            access.roles(),
+            user,
+            &found,
+            (invitation, requester, &known),
+            comment,
+            &now,
+        )
+        .await?;
     } else {
         invitations::reject(&ctx.store, user, &found, comment, &now).await?;
     }
@@ -588,7 +614,8 @@ async fn decide(
 
 async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
-    let (_, found, names) = visible_request(ctx, user, uuid, &now).await?;
+    let (_, found, fetched) = visible_request(ctx, user, uuid, &now, |_| Vec::new()).await?;
+    let names = names_of(fetched)?;
     if found.created_by != user.uuid && !user.is_staff {
         return Err(Error::PermissionDenied);
     }
