@@ -483,6 +483,7 @@ fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
             token_hash: None,
             password_hash: None,
             held: Default::default(),
+            sessions_valid_after: None,
         })
         .collect()
 }

@@ -178,13 +178,7 @@ impl Access {
     /// The standing of `user`, read with their item (the permission check of another user).
     pub fn of_user(user: &User, roles: Arc<RoleSet>, now: &Timestamp) -> Self {
         Access {
-            user: AuthUser {
-                uuid: user.uuid,
-                username: user.username.clone(),
-                full_name: user.full_name(),
-                is_staff: user.is_staff,
-                is_support: user.is_support,
-            },
+            user: user.principal(),
             grants: grants::held_by(user)
                 .into_iter()
                 .filter(|g| g.is_active_at(now))
@@ -323,6 +317,23 @@ impl Access {
     /// authority from the project alone (a project manager) cannot touch its own roles and
     /// cannot hand out a role with permissions it does not hold itself.
     pub fn may_manage(&self, action: Membership, scope: &ScopeRef, target: &Id, role: &Role) -> Result<()> {
+        self.may_change(action, scope, Some(target), role)
+    }
+
+    /// May the user offer `role` on `scope` to whoever asks (an invitation)? The rule of
+    /// `may_manage` for a grantee not known yet; the grant itself is decided again, for the
+    /// requester, when it is made.
+    pub fn may_offer(&self, scope: &ScopeRef, role: &Role) -> Result<()> {
+        self.may_change(Membership::Create, scope, None, role)
+    }
+
+    fn may_change(
+        &self,
+        action: Membership,
+        scope: &ScopeRef,
+        target: Option<&Id>,
+        role: &Role,
+    ) -> Result<()> {
         if self.user.is_staff {
             return Ok(());
         }
@@ -338,7 +349,7 @@ impl Access {
         if !self.has_permission(&permission, scope) {
             return Err(Error::PermissionDenied);
         }
-        if *target == self.user.uuid {
+        if target == Some(&self.user.uuid) {
             return Err(Error::non_field("User can not manage own role."));
         }
         let own = self.permissions_on(scope);

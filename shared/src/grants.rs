@@ -23,6 +23,8 @@ use crate::users::User;
 pub const DUPLICATE: &str = "User has already the same role in this scope.";
 pub const WRONG_SCOPE: &str = "Role is not valid for this scope.";
 pub const INACTIVE_ROLE: &str = "Role is not active.";
+/// The user item's `held` map is full (DynamoDB's 400 KB item limit: some 2,000 grants).
+pub const TOO_MANY_ROLES: &str = "User holds too many roles to be granted another one.";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
@@ -381,10 +383,15 @@ pub fn add_grant(
     let scope = if scope_is_new {
         None
     } else {
+        let count = if grant.expiration_time.is_some() {
+            "ADD member_count :one, expiring_count :one"
+        } else {
+            "ADD member_count :one"
+        };
         Some(tx.update(
             &new.scope.partition(),
             "#META",
-            Expr::new("ADD member_count :one").value(":one", n(1)),
+            Expr::new(count).value(":one", n(1)),
             Some(Expr::new("attribute_exists(PK)")),
         )?)
     };
@@ -503,6 +510,7 @@ pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result
         Err(TxError::ConditionFailed(i)) if i == actions.user_side => {
             replace_expired(store, new, actions.member, now).await
         }
+        Err(TxError::TooLarge(i)) if i == actions.user => Err(Error::non_field(TOO_MANY_ROLES)),
         Err(TxError::ConditionFailed(i)) => match actions.refusal(store, new, i).await {
             Some(error) => Err(error),
             None => Err(TxError::ConditionFailed(i).into()),
@@ -540,7 +548,9 @@ async fn replace_expired(
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
     hold(&mut tx, &grant)?;
-    let scope_index = tx.check(&new.scope.partition(), "#META", Expr::new("attribute_exists(PK)"))?;
+    // The old grant had an expiration (it has passed); the new one may have none.
+    let expiring = i64::from(grant.expiration_time.is_some()) - 1;
+    let scope_index = count_expiring(&mut tx, new.scope, expiring)?;
     let role_index = tx.check("ROLES", &format!("ROLE#{}", new.role.uuid), grantable(new.role))?;
     record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
     match tx.commit().await {
@@ -549,6 +559,22 @@ async fn replace_expired(
         Err(TxError::ConditionFailed(i)) if i == scope_index => Err(Error::not_found(new.scope.model())),
         Err(TxError::ConditionFailed(_)) => Err(Error::non_field(DUPLICATE)),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Adds `delta` to the scope's count of grants with an expiration time (or only checks that the
+/// scope exists, when the count stays), and returns the action's index.
+fn count_expiring(tx: &mut Transaction<'_>, scope: &Scope, delta: i64) -> Result<usize> {
+    let exists = Expr::new("attribute_exists(PK)");
+    if delta == 0 {
+        tx.check(&scope.partition(), "#META", exists)
+    } else {
+        tx.update(
+            &scope.partition(),
+            "#META",
+            Expr::new("ADD expiring_count :delta").value(":delta", n(delta)),
+            Some(exists),
+        )
     }
 }
 
@@ -650,6 +676,9 @@ pub async fn set_expiration(
     };
     tx.update(&member_pk, &member_sk, member_update, Some(same_grant()))?;
     hold(&mut tx, &updated)?;
+    let expiring =
+        i64::from(updated.expiration_time.is_some()) - i64::from(existing.expiration_time.is_some());
+    count_expiring(&mut tx, new.scope, expiring)?;
     record(&mut tx, new.granted_by, "role_updated", new, &updated, now)?;
     match tx.commit().await {
         Ok(()) => Ok(updated),
@@ -690,10 +719,15 @@ pub fn add_revoke(
         ),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
+    let count = if existing.expiration_time.is_some() {
+        "ADD member_count :minus, expiring_count :minus"
+    } else {
+        "ADD member_count :minus"
+    };
     tx.update(
         &new.scope.partition(),
         "#META",
-        Expr::new("ADD member_count :minus").value(":minus", n(-1)),
+        Expr::new(count).value(":minus", n(-1)),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
     count_role(tx, new.role, -1, false)?;

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Event};
+use std::sync::Arc;
+
 use crate::auth::AuthUser;
-use crate::authz::RoleSet;
+use crate::authz::{Access, Membership, RoleSet, ScopeRef};
 use crate::error::{Error, Result};
 use crate::grants::{self, NewGrant};
 use crate::ids::Id;
@@ -119,6 +121,26 @@ pub struct PermissionRequest {
     /// needs no read of its invitation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_name_template: Option<String>,
+    /// When the invitation stops accepting requests, copied like the template: a request
+    /// still pending then has ended with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_expires: Option<String>,
+}
+
+impl PermissionRequest {
+    /// The state as of `now`: a pending request whose invitation has expired is canceled, as
+    /// cancelling the invitation would have made it (the stored state catches up lazily).
+    pub fn state_at(&self, now: &Timestamp) -> State {
+        let expired = self
+            .invitation_expires
+            .as_deref()
+            .and_then(time::parse_stored)
+            .is_some_and(|expires| *now >= expires);
+        match self.state {
+            State::Pending if expired => State::Canceled,
+            state => state,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -274,6 +296,11 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
     tx.commit().await.map_err(Error::from)
 }
 
+/// The key of an invitation's item, for reading it with other items.
+pub fn invitation_item_key(uuid: &Id) -> (String, String) {
+    (invitation_key(uuid), "#META".to_owned())
+}
+
 /// Decodes an invitation read with other items.
 pub fn invitation_from_item(item: crate::store::Item) -> Result<Invitation> {
     Ok(crate::store::decode::<InvitationItem>(item)?.invitation)
@@ -298,25 +325,88 @@ pub async fn of_customer(store: &Store, customer: &Id) -> Result<Vec<Invitation>
     Ok(items.into_iter().map(|i| i.invitation).collect())
 }
 
+/// Requests ended per transaction of a cancellation (two actions each, beside the invitation's
+/// update and the audit event, within the 100 actions of a transaction).
+const REQUESTS_PER_CANCEL: usize = 45;
+/// How often a cancellation re-reads the requests after one of them changed under it.
+const CANCEL_ATTEMPTS: usize = 5;
+
+/// Cancels an invitation and ends its pending requests (state canceled). Waldur leaves them
+/// approvable; here an offer withdrawn is withdrawn. The first transaction deactivates the
+/// invitation with the first requests; from then on no request of it can be submitted or
+/// approved (both transactions check that the invitation is active), and the rest are ended in
+/// further transactions, each with its audit event.
 pub async fn cancel(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
-    let mut tx = store.transaction();
-    tx.update(
-        &invitation_key(&invitation.uuid),
-        "#META",
-        Expr::new("SET is_active = :no").value(":no", crate::store::b(false)),
-        Some(Expr::new("is_active = :yes").value(":yes", crate::store::b(true))),
-    )?;
-    let event = Event {
-        event_type: "group_invitation_canceled",
-        subject: invitation_key(&invitation.uuid),
-        message: format!("Group invitation {} has been canceled.", invitation.uuid),
-        details: json!({}),
-    };
-    audit::record(&mut tx, Some(actor), &event, now)?;
-    match tx.commit().await {
-        Ok(()) => Ok(()),
-        Err(TxError::ConditionFailed(0)) => Err(Error::rejected("Only pending invitation can be canceled.")),
-        Err(err) => Err(err.into()),
+    let mut invitation_active = true;
+    let mut attempts = 0;
+    loop {
+        let pending: Vec<PermissionRequest> = requests_of_customer(store, &invitation.customer_uuid)
+            .await?
+            .into_iter()
+            .filter(|r| r.invitation_uuid == invitation.uuid && r.state == State::Pending)
+            .collect();
+        if !invitation_active && pending.is_empty() {
+            return Ok(());
+        }
+        let batch = &pending[..pending.len().min(REQUESTS_PER_CANCEL)];
+        let mut tx = store.transaction();
+        if invitation_active {
+            tx.update(
+                &invitation_key(&invitation.uuid),
+                "#META",
+                Expr::new("SET is_active = :no").value(":no", crate::store::b(false)),
+                Some(Expr::new("is_active = :yes").value(":yes", crate::store::b(true))),
+            )?;
+        }
+        for request in batch {
+            tx.update(
+                &request_key(&request.uuid),
+                "#META",
+                Expr::new("SET #state = :canceled")
+                    .name("#state", "state")
+                    .value(":canceled", s("canceled")),
+                Some(
+                    Expr::new("#state = :pending")
+                        .name("#state", "state")
+                        .value(":pending", s("pending")),
+                ),
+            )?;
+            delete_marker(&mut tx, request)?;
+        }
+        let ended: Vec<Id> = batch.iter().map(|r| r.uuid).collect();
+        let event = if invitation_active {
+            Event {
+                event_type: "group_invitation_canceled",
+                subject: invitation_key(&invitation.uuid),
+                message: format!("Group invitation {} has been canceled.", invitation.uuid),
+                details: json!({"requests_canceled": ended}),
+            }
+        } else {
+            Event {
+                event_type: "permission_requests_canceled",
+                subject: invitation_key(&invitation.uuid),
+                message: format!(
+                    "Pending requests of canceled invitation {} have been canceled.",
+                    invitation.uuid
+                ),
+                details: json!({"requests_canceled": ended}),
+            }
+        };
+        audit::record(&mut tx, Some(actor), &event, now)?;
+        match tx.commit().await {
+            Ok(()) => {
+                invitation_active = false;
+                if pending.len() <= batch.len() {
+                    return Ok(());
+                }
+            }
+            Err(TxError::ConditionFailed(0)) if invitation_active => {
+                return Err(Error::rejected("Only pending invitation can be canceled."));
+            }
+            // A request was decided or canceled meanwhile: read them again.
+            Err(TxError::ConditionFailed(_)) if attempts < CANCEL_ATTEMPTS => attempts += 1,
+            Err(err) => return Err(err.into()),
+        }
     }
 }
 
@@ -424,21 +514,36 @@ pub struct Submitted {
     pub project_created: bool,
 }
 
-/// Submits a request through an invitation (state pending) for the requester, whose user item
-/// (`user`) and the invitation's scope and customer (`known`) the caller has read; with
-/// `auto_approve` it is approved at once, by the requester, in the same transaction.
+/// What a submission reads besides the invitation: the requester's and the invitation creator's
+/// user items, and the invitation's scope and customer.
+pub struct SubmitRead<'a> {
+    pub requester: &'a User,
+    pub creator: Option<&'a User>,
+    pub known: &'a Directory,
+}
+
+/// The keys of the user items a submission reads (requester, invitation creator), for reading
+/// them with the scope in one request.
+pub fn submit_keys(requester: &Id, invitation: &Invitation) -> [(String, String); 2] {
+    [User::key(requester), User::key(&invitation.created_by)]
+}
+
+/// Submits a request through an invitation (state pending). With `auto_approve` it is approved
+/// in the same transaction, by the invitation's creator as they are now: only if the creator is
+/// still active, is not the requester, and may grant the role to the requester by the rule of
+/// `add_user` at this moment. Otherwise the request stays pending for someone who may decide it.
 pub async fn submit(
     store: &Store,
-    roles: &RoleSet,
+    roles: &Arc<RoleSet>,
     requester: &AuthUser,
-    user: &User,
     invitation: &Invitation,
-    known: &Directory,
+    read: SubmitRead<'_>,
     now: &Timestamp,
 ) -> Result<Submitted> {
     if !invitation.is_pending_at(now) {
         return Err(Error::rejected("Only pending invitation can be requested."));
     }
+    let user = read.requester;
     let mut request = PermissionRequest {
         uuid: Id::new(),
         invitation_uuid: invitation.uuid,
@@ -459,14 +564,31 @@ pub async fn submit(
         role_uuid: invitation.role_uuid,
         project_uuid: None,
         project_name_template: invitation.project_name_template.clone(),
+        invitation_expires: Some(time::storage(&invitation.expires())),
     };
-    let approval = if invitation.auto_approve {
-        Some(plan_approval(store, roles, invitation, user.clone(), known, now).await?)
-    } else {
-        None
+    let decider = match read.creator {
+        Some(creator) if invitation.auto_approve && creator.is_active && creator.uuid != user.uuid => {
+            Some(Access::of_user(creator, roles.clone(), now))
+        }
+        _ => None,
     };
-    if let Some(approval) = &approval {
-        mark_reviewed(&mut request, requester, None, now);
+    let approval = match &decider {
+        Some(decider) => {
+            let plan = plan_approval(store, roles, invitation, user.clone(), read.known, now).await?;
+            decider
+                .may_manage(
+                    Membership::Create,
+                    &ScopeRef::from(&plan.scope),
+                    &user.uuid,
+                    &plan.role,
+                )
+                .is_ok()
+                .then_some((plan, &decider.user))
+        }
+        None => None,
+    };
+    if let Some((approval, decider)) = &approval {
+        mark_reviewed(&mut request, decider, None, now);
         request.state = State::Approved;
         request.project_uuid = project_of(approval);
     }
@@ -475,6 +597,7 @@ pub async fn submit(
         &RequestItem::new(&request),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    let invitation_active = still_active(&mut tx, invitation)?;
     let marker = if invitation.allow_multiple_requests {
         None
     } else {
@@ -506,22 +629,61 @@ pub async fn submit(
         now,
     )?;
     let grant = match &approval {
-        Some(approval) => Some(add_approval(&mut tx, approval, requester, now)?),
+        Some((approval, decider)) => Some(add_approval(&mut tx, approval, decider, now)?),
         None => None,
     };
     match tx.commit().await {
         Ok(()) => Ok(Submitted {
             request,
             auto_approved: approval.is_some(),
-            project_created: approval.as_ref().is_some_and(|a| a.new_project.is_some()),
+            project_created: approval.as_ref().is_some_and(|(a, _)| a.new_project.is_some()),
         }),
         Err(TxError::ConditionFailed(i)) if Some(i) == marker => {
             Err(Error::rejected("Request has been created already."))
         }
+        Err(TxError::ConditionFailed(i)) if i == invitation_active => {
+            Err(Error::rejected("Only pending invitation can be requested."))
+        }
         Err(TxError::ConditionFailed(i)) if grant.as_ref().is_some_and(|g| i == g.user_side) => {
             Err(Error::rejected("User already has this role in the scope."))
         }
-        Err(err) => Err(err.into()),
+        Err(err) => match (&grant, &approval) {
+            (Some(grant), Some((approval, decider))) => {
+                Err(grant_failure(store, grant, approval, decider, err).await)
+            }
+            _ => Err(err.into()),
+        },
+    }
+}
+
+/// Conditions the transaction on the invitation still being active (not canceled meanwhile).
+fn still_active(tx: &mut Transaction<'_>, invitation: &Invitation) -> Result<usize> {
+    tx.check(
+        &invitation_key(&invitation.uuid),
+        "#META",
+        Expr::new("is_active = :yes").value(":yes", crate::store::b(true)),
+    )
+}
+
+/// What a failed approval transaction means, from the grant's side: the role disabled or
+/// deleted, the scope gone, the requester's item full; any other failure as it is.
+async fn grant_failure(
+    store: &Store,
+    grant: &grants::GrantActions,
+    approval: &Approval,
+    reviewer: &AuthUser,
+    err: TxError,
+) -> Error {
+    match err {
+        TxError::ConditionFailed(i) => {
+            let new = new_grant(approval, reviewer);
+            match grant.refusal(store, &new, i).await {
+                Some(error) => error,
+                None => TxError::ConditionFailed(i).into(),
+            }
+        }
+        TxError::TooLarge(i) if i == grant.user => Error::non_field(grants::TOO_MANY_ROLES),
+        err => err.into(),
     }
 }
 
@@ -559,33 +721,41 @@ fn add_approval(
     if let (Some(customer), Scope::Project(project)) = (&approval.new_project, &approval.scope) {
         scopes::add_project(tx, Some(reviewer), customer, project, now)?;
     }
-    let new = NewGrant {
+    grants::add_grant(
+        tx,
+        &new_grant(approval, reviewer),
+        approval.new_project.is_some(),
+        now,
+    )
+}
+
+fn new_grant<'a>(approval: &'a Approval, reviewer: &'a AuthUser) -> NewGrant<'a> {
+    NewGrant {
         scope: &approval.scope,
         user: &approval.requester,
         role: &approval.role,
         expiration_time: None,
         granted_by: Some(reviewer),
-    };
-    grants::add_grant(tx, &new, approval.new_project.is_some(), now)
+    }
 }
 
-/// Approves a pending request: the state change and the grant in one transaction. A requester
-/// who meanwhile holds the role already is approved without a second grant.
 /// The keys of what approving `request` reads besides its scope and customer: the invitation
 /// and the requester, for reading them with the caller's grants.
 pub fn approval_keys(request: &PermissionRequest) -> [(String, String); 2] {
     [
-        (invitation_key(&request.invitation_uuid), "#META".to_owned()),
+        invitation_item_key(&request.invitation_uuid),
         User::key(&request.created_by),
     ]
 }
 
-/// Approves a pending request. `read` holds what `approval_keys` names and the request's scope
-/// and customer.
+/// Approves a pending request: the state change and the grant in one transaction, conditioned
+/// on the invitation still being active. The approver, as they are now (`reviewer`, read with
+/// this request), must be allowed to grant the role to the requester by the rule of `add_user`.
+/// A requester who meanwhile holds the role already is approved without a second grant. `read`
+/// holds what `approval_keys` names and the request's scope and customer.
 pub async fn approve(
     store: &Store,
-    roles: &RoleSet,
-    reviewer: &AuthUser,
+    reviewer: &Access,
     request: &PermissionRequest,
     read: (Option<Invitation>, Option<User>, &Directory),
     comment: Option<String>,
@@ -593,10 +763,20 @@ pub async fn approve(
 ) -> Result<PermissionRequest> {
     let (invitation, requester, known) = read;
     let invitation = invitation.ok_or_else(|| Error::Conflict("The invitation no longer exists.".into()))?;
+    if !invitation.is_pending_at(now) || request.state_at(now) != State::Pending {
+        return Err(Error::Conflict(VALID_STATES_PENDING.into()));
+    }
     let requester = requester.ok_or_else(|| Error::not_found("User"))?;
-    let approval = plan_approval(store, roles, &invitation, requester, known, now).await?;
+    let approval = plan_approval(store, reviewer.roles(), &invitation, requester, known, now).await?;
+    reviewer.may_manage(
+        Membership::Create,
+        &ScopeRef::from(&approval.scope),
+        &approval.requester.uuid,
+        &approval.role,
+    )?;
+    let decider = &reviewer.user;
     let mut reviewed = request.clone();
-    mark_reviewed(&mut reviewed, reviewer, comment, now);
+    mark_reviewed(&mut reviewed, decider, comment, now);
     reviewed.state = State::Approved;
     reviewed.project_uuid = project_of(&approval);
     for with_grant in [true, false] {
@@ -611,17 +791,21 @@ pub async fn approve(
                     .value(":pending", s("pending")),
             ),
         )?;
+        let invitation_active = still_active(&mut tx, &invitation)?;
         let grant = if with_grant {
-            Some(add_approval(&mut tx, &approval, reviewer, now)?)
+            Some(add_approval(&mut tx, &approval, decider, now)?)
         } else {
             None
         };
-        record_decision(&mut tx, reviewer, &reviewed, now)?;
-        match tx.commit().await {
-            Ok(()) => return Ok(reviewed),
-            Err(TxError::ConditionFailed(0)) => return Err(Error::Conflict(VALID_STATES_PENDING.into())),
-            Err(TxError::ConditionFailed(i)) if grant.as_ref().is_some_and(|g| i == g.user_side) => continue,
-            Err(err) => return Err(err.into()),
+        record_decision(&mut tx, decider, &reviewed, now)?;
+        match (tx.commit().await, &grant) {
+            (Ok(()), _) => return Ok(reviewed),
+            (Err(TxError::ConditionFailed(i)), _) if i == 0 || i == invitation_active => {
+                return Err(Error::Conflict(VALID_STATES_PENDING.into()));
+            }
+            (Err(TxError::ConditionFailed(i)), Some(grant)) if i == grant.user_side => continue,
+            (Err(err), Some(grant)) => return Err(grant_failure(store, grant, &approval, decider, err).await),
+            (Err(err), None) => return Err(err.into()),
         }
     }
     Err(Error::Conflict(VALID_STATES_PENDING.into()))
@@ -801,6 +985,7 @@ mod tests {
             token_hash: None,
             password_hash: None,
             held: Default::default(),
+            sessions_valid_after: None,
         };
         assert_eq!(
             project_name(Some("{full_name}'s lab ({email})"), &user),

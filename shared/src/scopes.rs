@@ -33,6 +33,9 @@ pub struct Customer {
     /// Active grants at this customer (not its projects).
     #[serde(default)]
     pub member_count: i64,
+    /// Of those, the grants with an expiration time (which may have passed before the sweep).
+    #[serde(default)]
+    pub expiring_count: i64,
     #[serde(default)]
     pub project_count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +54,9 @@ pub struct Project {
     pub created: String,
     #[serde(default)]
     pub member_count: i64,
+    /// Of those, the grants with an expiration time (which may have passed before the sweep).
+    #[serde(default)]
+    pub expiring_count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_review_uuid: Option<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +103,15 @@ impl Scope {
         match self {
             Scope::Customer(c) => c.member_count,
             Scope::Project(p) => p.member_count,
+        }
+    }
+
+    /// How many of the scope's grants have an expiration time: while there is none, every
+    /// member row is active and `member_count` counts the listing exactly.
+    pub fn expiring_count(&self) -> i64 {
+        match self {
+            Scope::Customer(c) => c.expiring_count,
+            Scope::Project(p) => p.expiring_count,
         }
     }
 
@@ -303,6 +318,7 @@ pub async fn create_customer(
         email: input.email.unwrap_or_default(),
         created: time::storage(now),
         member_count: 0,
+        expiring_count: 0,
         project_count: 0,
         pending_review_uuid: None,
         last_review_closed: None,
@@ -436,6 +452,7 @@ impl Project {
             customer_uuid: *customer,
             created: time::storage(now),
             member_count: 0,
+            expiring_count: 0,
             pending_review_uuid: None,
             last_review_closed: None,
         }

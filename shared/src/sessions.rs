@@ -1,6 +1,11 @@
 //! Session login by e-mail and password (the workspace family's `/api/v1/auth/`): a random
 //! session id in an HttpOnly cookie, stored only as a hash, with an expiry; and a brake on
 //! password guessing per e-mail address.
+//!
+//! A session id starts with its user's uuid (32 hex digits) before 160 random bits, so that
+//! the session item and the user item are read together in one request: the caller's flags
+//! (staff, support, active) are always the user's as they are now, never a copy from the
+//! login, and a session ends when the user is deactivated or deleted or the password changes.
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -10,7 +15,7 @@ use crate::audit::{self, Event};
 use crate::auth::{self, AuthUser, Principal};
 use crate::error::{Error, Result};
 use crate::ids::Id;
-use crate::store::{Expr, Store, TxError, n, s};
+use crate::store::{Expr, Fetched, Store, TxError, n, s};
 use crate::time::{self, Timestamp};
 use crate::users::{self, User};
 
@@ -30,25 +35,12 @@ struct SessionItem {
     sk: String,
     entity: String,
     user_uuid: Id,
-    username: String,
+    /// When the session was opened (older sessions than this field lack it).
     #[serde(default)]
-    full_name: String,
-    is_staff: bool,
-    is_support: bool,
+    created: String,
     expires: String,
     /// TTL attribute (epoch seconds); reads compare `expires`, as TTL deletion lags.
     expires_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FailureWindow {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    #[serde(default)]
-    failures: i64,
-    window_start: String,
 }
 
 fn session_key(id: &str) -> String {
@@ -67,19 +59,40 @@ pub fn cookie_value(header: &str) -> Option<&str> {
     })
 }
 
-/// The user of a live session; an unknown or expired one is a 401.
+const USER_PREFIX: usize = 32;
+
+/// The user of a live session, as the user item says now: one BatchGetItem of the session and
+/// the user it names. An unknown or expired session, one whose user is inactive or gone, and one
+/// opened before the password last changed are a 401.
 pub async fn authenticate(store: &Store, session_id: &str, now: &Timestamp) -> Result<Principal> {
-    let session: Option<SessionItem> = store.get(&session_key(session_id), "#META").await?;
-    match session {
-        Some(session) if session.expires > time::storage(now) => Ok(Principal::User(AuthUser {
-            uuid: session.user_uuid,
-            username: session.username,
-            full_name: session.full_name,
-            is_staff: session.is_staff,
-            is_support: session.is_support,
-        })),
-        _ => Err(Error::NotAuthenticated("Invalid or expired session.".into())),
+    let invalid = || Error::NotAuthenticated("Invalid or expired session.".into());
+    let user_uuid = session_id
+        .get(..USER_PREFIX)
+        .and_then(Id::parse)
+        .ok_or_else(invalid)?;
+    let session_key = (session_key(session_id), "#META".to_owned());
+    let user_key = User::key(&user_uuid);
+    let fetched = Fetched::new(
+        store
+            .batch_get_items(&[session_key.clone(), user_key.clone()])
+            .await?,
+    );
+    let session: SessionItem = fetched
+        .peek(&session_key.0, &session_key.1)?
+        .ok_or_else(invalid)?;
+    let user: User = fetched.peek(&user_key.0, &user_key.1)?.ok_or_else(invalid)?;
+    let ended_by_password = user
+        .sessions_valid_after
+        .as_deref()
+        .is_some_and(|after| session.created.as_str() < after);
+    if session.user_uuid != user.uuid
+        || session.expires <= time::storage(now)
+        || !user.is_active
+        || ended_by_password
+    {
+        return Err(invalid());
     }
+    Ok(Principal::User(user.principal()))
 }
 
 /// Who is calling on the workspace family: a token if one is sent, else the session cookie.
@@ -102,76 +115,96 @@ pub async fn principal(
 /// The same answer for an unknown address and a wrong password; after `MAX_FAILURES` within
 /// `FAILURE_WINDOW`, 429 before the password is even checked.
 pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) -> Result<(User, String)> {
-    let window: Option<FailureWindow> = store.get(&failures_key(email), "#META").await?;
-    let window_open = window
-        .as_ref()
-        .and_then(|w| time::parse_stored(&w.window_start))
-        .is_some_and(|start| start > *now - FAILURE_WINDOW);
-    if window_open && window.as_ref().is_some_and(|w| w.failures >= MAX_FAILURES) {
-        return Err(Error::Throttled(
-            "Too many failed logins. Try again later.".into(),
-        ));
-    }
+    charge_attempt(store, email, now).await?;
     let user = users::find_by_email(store, email).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let matches = users::password_matches(hash, password);
     let Some(user) = user.filter(|u| matches && u.is_active) else {
-        record_failure(store, email, window_open, now).await?;
         return Err(Error::non_field(BAD_CREDENTIALS));
     };
-    let id = auth::new_token()? + &auth::new_token()?;
+    let id = format!("{}{}", user.uuid, auth::new_token()?);
     let expires = *now + TIMEOUT;
     let item = SessionItem {
         pk: session_key(&id),
         sk: "#META".into(),
         entity: "session".into(),
         user_uuid: user.uuid,
-        username: user.username.clone(),
-        full_name: user.full_name(),
-        is_staff: user.is_staff,
-        is_support: user.is_support,
+        created: time::storage(now),
         expires: time::storage(&expires),
         expires_at: expires.timestamp(),
     };
     let mut tx = store.transaction();
     tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    // The successful attempt is given back. Unconditional: should the window have ended and
+    // another begun meanwhile, it only counts one guess fewer.
+    tx.update(
+        &failures_key(email),
+        "#META",
+        Expr::new("ADD failures :minus").value(":minus", n(-1)),
+        None,
+    )?;
     let event = Event {
         event_type: "session_opened",
         subject: format!("USER#{}", user.uuid),
         message: format!("User {} has signed in.", user.username),
         details: json!({}),
     };
-    let actor = AuthUser {
-        uuid: user.uuid,
-        username: user.username.clone(),
-        full_name: user.full_name(),
-        is_staff: user.is_staff,
-        is_support: user.is_support,
-    };
-    audit::record(&mut tx, Some(&actor), &event, now)?;
+    audit::record(&mut tx, Some(&user.principal()), &event, now)?;
     tx.commit().await?;
     Ok((user, id))
 }
 
-/// Counts a failed login; a window older than `FAILURE_WINDOW` starts again at one.
-async fn record_failure(store: &Store, email: &str, window_open: bool, now: &Timestamp) -> Result<()> {
-    let expires_at = (*now + FAILURE_WINDOW).timestamp();
-    let update = if window_open {
-        Expr::new("ADD failures :one SET expires_at = :ttl")
-            .value(":one", n(1))
-            .value(":ttl", n(expires_at))
-    } else {
-        Expr::new("SET failures = :one, window_start = :now, expires_at = :ttl")
-            .value(":one", n(1))
-            .value(":now", s(time::storage(now)))
-            .value(":ttl", n(expires_at))
-    };
-    let mut tx = store.transaction();
-    tx.update(&failures_key(email), "#META", update, None)?;
-    match tx.commit().await {
-        Ok(()) | Err(TxError::ConditionFailed(_)) => Ok(()),
-        Err(err) => Err(err.into()),
+/// Counts an attempt against the address before its password is checked, atomically: one
+/// conditional update that either adds to a window still open and not full, or starts a new
+/// window. Of any number of simultaneous attempts at most `MAX_FAILURES` per window get through
+/// to the password check; the rest are refused (429). A successful login gives its attempt back.
+async fn charge_attempt(store: &Store, email: &str, now: &Timestamp) -> Result<()> {
+    let key = failures_key(email);
+    let cutoff = s(time::storage(&(*now - FAILURE_WINDOW)));
+    let ttl = n((*now + FAILURE_WINDOW).timestamp());
+    // Either the window is open (then it must have room) or it is over and starts again; the
+    // second try covers a window that another attempt opened between the two.
+    for _ in 0..2 {
+        let mut tx = store.transaction();
+        tx.update(
+            &key,
+            "#META",
+            Expr::new("ADD failures :one SET expires_at = :ttl")
+                .value(":one", n(1))
+                .value(":ttl", ttl.clone()),
+            Some(
+                Expr::new("window_start > :cutoff AND failures < :max")
+                    .value(":cutoff", cutoff.clone())
+                    .value(":max", n(MAX_FAILURES)),
+            ),
+        )?;
+        match tx.commit().await {
+            Ok(()) => return Ok(()),
+            Err(TxError::ConditionFailed(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let mut tx = store.transaction();
+        tx.update(
+            &key,
+            "#META",
+            Expr::new("SET failures = :one, window_start = :now, expires_at = :ttl")
+                .value(":one", n(1))
+                .value(":now", s(time::storage(now)))
+                .value(":ttl", ttl.clone()),
+            Some(
+                Expr::new("attribute_not_exists(window_start) OR window_start <= :cutoff")
+                    .value(":cutoff", cutoff.clone()),
+            ),
+        )?;
+        match tx.commit().await {
+            Ok(()) => return Ok(()),
+            Err(TxError::ConditionFailed(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
     }
+    Err(Error::Throttled(
+        "Too many failed logins. Try again later.".into(),
+    ))
 }
 
 /// Ends a session; ending one that is gone is not an error.

@@ -31,6 +31,9 @@ pub const GSI_NAMES: [&str; 3] = ["GSI1", "GSI2", "GSI3"];
 
 const UNAVAILABLE: &str = "The data store is unavailable. Try again later.";
 const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+/// The answer to a transaction whose condition failed where no more specific text applies.
+pub const CHANGED_MEANWHILE: &str = "The data changed meanwhile; nothing was changed. Retry.";
+const TOO_LARGE: &str = "This change would make a stored item larger than 400 KB.";
 
 #[derive(Clone)]
 pub struct Store {
@@ -382,6 +385,14 @@ impl Expr {
         self
     }
 
+    /// Both conditions (their placeholders must not clash).
+    pub fn and(mut self, other: Expr) -> Self {
+        self.text = format!("({}) AND ({})", self.text, other.text);
+        self.names.extend(other.names);
+        self.values.extend(other.values);
+        self
+    }
+
     fn names_map(exprs: &[&Expr]) -> Option<HashMap<String, String>> {
         let map: HashMap<_, _> = exprs.iter().flat_map(|e| e.names.iter().cloned()).collect();
         (!map.is_empty()).then_some(map)
@@ -398,15 +409,18 @@ impl Expr {
 pub enum TxError {
     /// The condition of the action at this index (in the order it was added) was false.
     ConditionFailed(usize),
+    /// The action at this index would make its item larger than DynamoDB's 400 KB.
+    TooLarge(usize),
     Store(Error),
 }
 
 impl From<TxError> for Error {
     fn from(err: TxError) -> Self {
         match err {
-            TxError::ConditionFailed(index) => {
-                Error::internal(format!("unexpected condition failure at action {index}"))
-            }
+            // A condition the caller did not map is still a lost race, never a server error:
+            // nothing of the transaction was written, so the client may retry.
+            TxError::ConditionFailed(_) => Error::Conflict(CHANGED_MEANWHILE.into()),
+            TxError::TooLarge(_) => Error::non_field(TOO_LARGE),
             TxError::Store(err) => err,
         }
     }
@@ -501,7 +515,7 @@ impl Transaction<'_> {
                 Ok(_) => return Ok(()),
                 Err(err) => err,
             };
-            let reasons: Vec<Option<String>> = err
+            let reasons: Vec<(Option<String>, Option<String>)> = err
                 .as_service_error()
                 .and_then(|e| match e {
                     TransactWriteItemsError::TransactionCanceledException(canceled) => Some(canceled),
@@ -510,16 +524,23 @@ impl Transaction<'_> {
                 .map(|e| {
                     e.cancellation_reasons()
                         .iter()
-                        .map(|r| r.code().map(str::to_owned))
+                        .map(|r| (r.code().map(str::to_owned), r.message().map(str::to_owned)))
                         .collect()
                 })
                 .unwrap_or_default();
             if let Some(index) = reasons
                 .iter()
-                .position(|code| code.as_deref() == Some("ConditionalCheckFailed"))
+                .position(|(code, _)| code.as_deref() == Some("ConditionalCheckFailed"))
             {
                 return Err(TxError::ConditionFailed(index));
             }
+            if let Some(index) = reasons.iter().position(|(code, message)| {
+                code.as_deref() == Some("ValidationError")
+                    && message.as_deref().is_some_and(|m| m.contains("Item size"))
+            }) {
+                return Err(TxError::TooLarge(index));
+            }
+            let reasons: Vec<Option<String>> = reasons.into_iter().map(|(code, _)| code).collect();
             let retryable = reasons.iter().any(|code| {
                 matches!(
                     code.as_deref(),

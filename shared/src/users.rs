@@ -39,6 +39,9 @@ pub struct User {
     /// The user's grants, for authorization in the same read as the user (see `grants`).
     #[serde(default)]
     pub held: BTreeMap<String, HeldRole>,
+    /// Sessions opened before this moment are over (set when the password changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_valid_after: Option<String>,
 }
 
 impl User {
@@ -50,6 +53,17 @@ impl User {
         format!("{} {}", self.first_name, self.last_name)
             .trim()
             .to_owned()
+    }
+
+    /// The user as a caller, with the flags the item holds now.
+    pub fn principal(&self) -> AuthUser {
+        AuthUser {
+            uuid: self.uuid,
+            username: self.username.clone(),
+            full_name: self.full_name(),
+            is_staff: self.is_staff,
+            is_support: self.is_support,
+        }
     }
 
     fn token_item(&self, hash: &str, now: &Timestamp) -> TokenItem {
@@ -198,6 +212,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         token_hash: None,
         password_hash: new.password.as_deref().map(hash_password).transpose()?,
         held: BTreeMap::new(),
+        sessions_valid_after: None,
     };
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
@@ -374,7 +389,9 @@ pub async fn set_password(
     tx.update(
         &pk,
         &sk,
-        Expr::new("SET password_hash = :hash").value(":hash", s(hash.as_str())),
+        Expr::new("SET password_hash = :hash, sessions_valid_after = :now")
+            .value(":hash", s(hash.as_str()))
+            .value(":now", s(time::storage(now))),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
     let event = Event {
@@ -397,14 +414,7 @@ pub async fn login(store: &Store, username: &str, password: &str, now: &Timestam
     let matches = password_matches(hash, password);
     match user {
         Some(user) if matches && user.is_active => {
-            let actor = AuthUser {
-                uuid: user.uuid,
-                username: user.username.clone(),
-                full_name: user.full_name(),
-                is_staff: user.is_staff,
-                is_support: user.is_support,
-            };
-            issue_token(store, Some(&actor), &user, now).await
+            issue_token(store, Some(&user.principal()), &user, now).await
         }
         _ => Err(Error::NotAuthenticated(BAD_CREDENTIALS.into())),
     }
@@ -534,8 +544,9 @@ pub async fn update(
     let (pk, sk) = User::key(&user.uuid);
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
+    // A new password ends every session opened with the old one.
     let set_password = if password_hash.is_some() {
-        ", password_hash = :password"
+        ", password_hash = :password, sessions_valid_after = :now"
     } else {
         ""
     };
@@ -553,7 +564,9 @@ pub async fn update(
     .value(":support", crate::store::b(updated.is_support))
     .value(":active", crate::store::b(updated.is_active));
     if let Some(hash) = &password_hash {
-        set = set.value(":password", s(hash.as_str()));
+        set = set
+            .value(":password", s(hash.as_str()))
+            .value(":now", s(time::storage(now)));
     }
     tx.update(
         &pk,

@@ -51,6 +51,10 @@ pub struct Workspace {
     pub name: String,
     pub owner_user_pk: i64,
     pub created: String,
+    /// How many permissions have been added: a delete is conditioned on it, so that a share
+    /// committed after the delete read the permissions makes the delete fail, not orphan it.
+    #[serde(default)]
+    pub shares: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +158,7 @@ pub async fn create(
         name: name.to_owned(),
         owner_user_pk: owner.pk,
         created: time::storage(now),
+        shares: 0,
     };
     let permission = Permission {
         pk: users::next_number(store, "WORKSPACE_PERMISSION").await?,
@@ -271,11 +276,18 @@ pub async fn delete(
             "Remove some permissions of this workspace first.".into(),
         ));
     }
+    // Workspaces made before the counter existed lack it until their first share.
+    let unshared_since_read = if workspace.shares == 0 {
+        Expr::new("attribute_not_exists(shares) OR shares = :shares")
+    } else {
+        Expr::new("shares = :shares")
+    }
+    .value(":shares", n(workspace.shares));
     let mut tx = store.transaction();
     tx.delete(
         &workspace_key(workspace.id),
         "#META",
-        Some(owned_by(workspace.owner_user_pk)),
+        Some(owned_by(workspace.owner_user_pk).and(unshared_since_read)),
     )?;
     for permission in permissions {
         tx.delete(
@@ -319,10 +331,11 @@ pub async fn share(
         data_access,
     };
     let mut tx = store.transaction();
-    tx.check(
+    tx.update(
         &workspace_key(workspace.id),
         "#META",
-        owned_by(workspace.owner_user_pk),
+        Expr::new("ADD shares :one").value(":one", n(1)),
+        Some(owned_by(workspace.owner_user_pk)),
     )?;
     tx.put(
         &PermissionItem::new(&permission),

@@ -24,6 +24,7 @@ use shared::Context;
 use shared::store::Store;
 use shared::users::{self, NewUser, User};
 
+pub mod consistency;
 pub mod faults;
 pub mod route_costs;
 
@@ -352,6 +353,52 @@ impl TestApi {
             None => Body::Empty,
         };
         self.send(builder.body(body).expect("request")).await
+    }
+
+    /// The same table and template behind another container: a Lambda instance of its own,
+    /// whose role cache is not this one's.
+    pub fn another_container(&self) -> TestApi {
+        TestApi {
+            ctx: Context::new(self.ctx.store.clone()),
+            router: router(),
+            admin: self.admin.clone(),
+            admin_token: self.admin_token.clone(),
+            round_trips: self.round_trips.clone(),
+        }
+    }
+
+    /// A user with a token and a password.
+    pub async fn user_with_password(&self, username: &str, password: &str) -> (User, String) {
+        let (user, token) = self.user(username, false, false).await;
+        users::set_password(self.store(), None, &user, password, &shared::time::now())
+            .await
+            .expect("set the password");
+        let user = users::get(self.store(), &user.uuid)
+            .await
+            .expect("read user")
+            .expect("user exists");
+        (user, token)
+    }
+
+    /// Opens a session (`POST /api/v1/auth/`) and returns its `sessionid`.
+    pub async fn session(&self, email: &str, password: &str) -> String {
+        let body = serde_json::json!({"email": email, "password": password});
+        let answer = self.call("POST", "/api/v1/auth/", None, Some(body)).await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        let cookie = answer.header("set-cookie").expect("a session cookie");
+        cookie
+            .trim_start_matches("sessionid=")
+            .split(';')
+            .next()
+            .expect("a cookie value")
+            .to_owned()
+    }
+
+    /// A request authenticated by a session cookie.
+    pub async fn with_session(&self, method: &str, path: &str, session: &str, body: Option<Value>) -> Answer {
+        let cookie = format!("sessionid={session}");
+        self.call_with_headers(method, path, &[("cookie", &cookie)], body)
+            .await
     }
 
     /// A customer and a project in it, made by staff through the API (their JSON).

@@ -55,10 +55,20 @@ const REQUEST_NAMES: &str = "a member sees their own requests (one Query) and th
     (one Query each), then one BatchGetItem of the scopes' names";
 const REVIEW_NAMES: &str = "one Query of reviews per scope the member sees (the projects of a customer are one \
     more Query), then one BatchGetItem of the scopes' names";
+const LOGIN_BRAKE: &str = "the guessing brake charges each attempt with one conditional UpdateItem before the \
+    password is checked, so that simultaneous guesses cannot all get through; a successful login gives it back \
+    in the session's transaction";
 const COUNTER: &str = "the workspace family's integer ids come from an atomic counter: one UpdateItem per new \
     id before the transaction (a failed transaction only skips a number)";
 
 pub const EXCEPTIONS: &[Exception] = &[
+    Exception {
+        method: "POST",
+        route: "/api/v1/auth/",
+        reads: 2,
+        writes: 2,
+        why: LOGIN_BRAKE,
+    },
     Exception {
         method: "POST",
         route: "/api/users/",

@@ -638,7 +638,12 @@ async fn expired_grants_count_for_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(get(&w.api, &bob_token, &check).await.json["allowed"], false);
+    // Bob no longer sees the project: the check answers as for a scope that does not exist.
+    let hidden = get(&w.api, &bob_token, &check).await;
+    assert_eq!(
+        (hidden.status, hidden.json),
+        (400, json!({"scope": ["Object does not exist."]}))
+    );
     assert_eq!(get(&w.api, &bob_token, &path).await.status, 404);
     let regrant = post(
         &w.api,

@@ -210,10 +210,14 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
             "Role and scope should belong to the same content type.",
         ));
     }
-    let scope_ref = ScopeRef::from(&scope);
-    if !access.manages(&scope_ref) {
-        return Err(Error::PermissionDenied);
-    }
+    // Offering a role takes being allowed to grant it now: on the scope, or for an
+    // auto-created project on a new project of the customer.
+    let granted_scope = if auto_create_project {
+        scope_ref_of(ContentType::Project, Id::new(), scope.customer_uuid())
+    } else {
+        ScopeRef::from(&scope)
+    };
+    access.may_offer(&granted_scope, effective_role)?;
     let invitation = Invitation {
         uuid: Id::new(),
         scope_type: scope.content_type(),
@@ -346,10 +350,17 @@ async fn retrieve_invitation(ctx: &Context, request: &ApiRequest, uuid: &str) ->
 
 async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
-    let (invitation, access) = tokio::try_join!(
-        find_invitation(ctx, uuid),
-        Access::load(&ctx.store, &ctx.roles, user, &now)
-    )?;
+    let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(INVITATION))?;
+    // The invitation with the caller's standing, in one read: the cancellation then reads its
+    // pending requests, to end them with it.
+    let key = invitations::invitation_item_key(&uuid);
+    let (access, mut fetched) =
+        Access::load_with(&ctx.store, &ctx.roles, user, &now, std::slice::from_ref(&key)).await?;
+    let invitation = fetched
+        .take_item(&key.0, &key.1)
+        .map(invitations::invitation_from_item)
+        .transpose()?
+        .ok_or_else(|| Error::not_found(INVITATION))?;
     let scope = scope_ref_of(
         invitation.scope_type,
         invitation.scope_uuid,
@@ -371,22 +382,31 @@ async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result
 async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
     let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
-    // The requester (whose grants the request must not duplicate) and the names of the answer.
-    let user_key = User::key(&user.uuid);
+    // The requester (whose grants the request must not duplicate), the invitation's creator (who
+    // decides an auto-approval as they are now) and the names of the answer, in one read.
+    let [requester_key, creator_key] = invitations::submit_keys(&user.uuid, &invitation);
     let mut keys = Directory::keys([(
         invitation.scope_type,
         invitation.scope_uuid,
         invitation.customer_uuid,
     )]);
-    keys.push(user_key.clone());
-    let mut fetched = Fetched::new(ctx.store.batch_get_items(&keys).await?);
+    keys.push(requester_key.clone());
+    if creator_key != requester_key {
+        keys.push(creator_key.clone());
+    }
+    let fetched = Fetched::new(ctx.store.batch_get_items(&keys).await?);
     let requester: User = fetched
-        .take(&user_key.0, &user_key.1)?
+        .peek(&requester_key.0, &requester_key.1)?
         .ok_or_else(|| Error::not_found("User"))?;
+    let creator: Option<User> = fetched.peek(&creator_key.0, &creator_key.1)?;
     let mut names = Directory::default();
     names.add_items(fetched.into_items())?;
-    let submitted =
-        invitations::submit(&ctx.store, &roles, user, &requester, &invitation, &names, &now).await?;
+    let read = invitations::SubmitRead {
+        requester: &requester,
+        creator: creator.as_ref(),
+        known: &names,
+    };
+    let submitted = invitations::submit(&ctx.store, &roles, user, &invitation, read, &now).await?;
     let request = &submitted.request;
     Ok(http::json(
         StatusCode::OK,
@@ -466,7 +486,8 @@ fn can_see_request(access: &Access, request: &PermissionRequest) -> bool {
 async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
     let page_request = PageRequest::from_params(&request.params)?;
     let ordering = request.params.ordering(&["created", "state"])?;
-    let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
+    let now = time::now();
+    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
     let params = &request.params;
     let states = params.get_all("state");
     let mut found: Vec<PermissionRequest> = visible_requests(ctx, &access)
@@ -485,14 +506,14 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
                 && params
                     .get("scope")
                     .is_none_or(|s| Id::parse(s).or_else(|| last_path_id(s)) == Some(r.scope_uuid))
-                && (states.is_empty() || states.contains(&r.state.as_str()))
+                && (states.is_empty() || states.contains(&r.state_at(&now).as_str()))
         })
         .collect();
     found.sort_by(|a, b| b.created.cmp(&a.created));
     for (field, descending) in ordering.iter().rev() {
         found.sort_by(|a, b| {
             let order = match field.as_str() {
-                "state" => a.state.as_str().cmp(b.state.as_str()),
+                "state" => a.state_at(&now).as_str().cmp(b.state_at(&now).as_str()),
                 _ => a.created.cmp(&b.created),
             };
             if *descending { order.reverse() } else { order }
@@ -503,7 +524,7 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
     let roles = access.roles();
     Ok(http::page(
         request,
-        page.map(|r| request_json(request, &r, roles, &names)),
+        page.map(|r| request_json(request, &r, roles, &names, &now)),
     ))
 }
 
@@ -546,11 +567,12 @@ async fn retrieve_request(
     user: &AuthUser,
     uuid: &str,
 ) -> Result<Response<Body>> {
-    let (access, found, fetched) = visible_request(ctx, user, uuid, &time::now(), |_| Vec::new()).await?;
+    let now = time::now();
+    let (access, found, fetched) = visible_request(ctx, user, uuid, &now, |_| Vec::new()).await?;
     let names = names_of(fetched)?;
     Ok(http::json(
         StatusCode::OK,
-        &request_json(request, &found, access.roles(), &names),
+        &request_json(request, &found, access.roles(), &names, &now),
     ))
 }
 
@@ -573,7 +595,7 @@ async fn decide(
         }
     })
     .await?;
-    if found.state != State::Pending {
+    if found.state_at(&now) != State::Pending {
         return Err(Error::Conflict(invitations::VALID_STATES_PENDING.into()));
     }
     let scope = scope_ref_of(found.scope_type, found.scope_uuid, found.customer_uuid);
@@ -598,8 +620,7 @@ async fn decide(
         let known = names_of(fetched)?;
         invitations::approve(
             &ctx.store,
-            access.roles(),
-            user,
+            &access,
             &found,
             (invitation, requester, &known),
             comment,
@@ -630,13 +651,19 @@ async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Re
     ))
 }
 
-fn request_json(request: &ApiRequest, r: &PermissionRequest, roles: &RoleSet, names: &Directory) -> Value {
+fn request_json(
+    request: &ApiRequest,
+    r: &PermissionRequest,
+    roles: &RoleSet,
+    names: &Directory,
+    now: &Timestamp,
+) -> Value {
     let role = roles.get(&r.role_uuid);
     json!({
         "url": request.url(&format!("/api/user-permission-requests/{}/", r.uuid)),
         "uuid": r.uuid,
         "invitation": request.url(&format!("/api/user-group-invitations/{}/", r.invitation_uuid)),
-        "state": r.state.as_str(),
+        "state": r.state_at(now).as_str(),
         "created": time::wire_stored(&r.created),
         "created_by_full_name": r.created_by_full_name,
         "created_by_username": r.created_by_username,

@@ -402,6 +402,11 @@ async fn check(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result
     let is_staff = target.is_staff;
     let access = Access::of_user(&target, roles, &now);
     let scope_ref = ScopeRef::from(&scope);
+    // A plain caller asks about themself: a scope they cannot see answers as one that does not
+    // exist, so the check does not tell which uuids name something.
+    if !(caller.is_staff || caller.is_support || access.can_see(&scope_ref)) {
+        return Err(Error::field("scope", "Object does not exist."));
+    }
     let granted_by: Vec<Value> = access
         .granted_by(permission, &scope_ref)
         .into_iter()

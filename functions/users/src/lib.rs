@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
 
 use shared::auth::{self, AuthUser};
-use shared::authz::{self, Access, RoleSet};
+use shared::authz::{self, Access, RoleSet, ScopeRef};
 use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::grants::{self, Grant};
 use shared::http::{self, ApiRequest};
@@ -264,10 +264,12 @@ struct View<'a> {
     request: &'a ApiRequest,
     fields: Vec<&'static str>,
     roles: &'a RoleSet,
+    /// Who reads: permission rows show only grants on scopes the reader can see.
+    reader: &'a Access,
 }
 
 impl<'a> View<'a> {
-    fn new(request: &'a ApiRequest, access: &Access, roles: &'a RoleSet) -> Self {
+    fn new(request: &'a ApiRequest, access: &'a Access, roles: &'a RoleSet) -> Self {
         let mut fields = request
             .params
             .field_selection(FIELDS)
@@ -279,6 +281,7 @@ impl<'a> View<'a> {
             request,
             fields,
             roles,
+            reader: access,
         }
     }
 
@@ -294,7 +297,7 @@ impl<'a> View<'a> {
         }
         let scopes: Vec<_> = users
             .iter()
-            .flat_map(|user| active_grants(user, now))
+            .flat_map(|user| self.shown_grants(user, now))
             .map(|g| (g.scope_type, g.scope_uuid, g.customer_uuid))
             .collect();
         Directory::load(&ctx.store, scopes).await
@@ -336,7 +339,7 @@ impl<'a> View<'a> {
 
     /// The rows of seed 001: the user's active customer and project roles with scope names.
     fn permission_rows(&self, user: &User, names: &Directory, now: &Timestamp) -> (Vec<Value>, Vec<Value>) {
-        let grants = active_grants(user, now);
+        let grants = self.shown_grants(user, now);
         let role_name = |grant: &Grant| {
             self.roles
                 .get(&grant.role_uuid)
@@ -371,9 +374,20 @@ impl<'a> View<'a> {
     }
 }
 
-fn active_grants(user: &User, now: &Timestamp) -> Vec<Grant> {
-    grants::held_by(user)
-        .into_iter()
-        .filter(|g| g.is_active_at(now))
-        .collect()
+impl View<'_> {
+    /// The user's active grants on scopes the reader can see: a co-member of one project does
+    /// not learn of the user's roles in organisations hidden from them.
+    fn shown_grants(&self, user: &User, now: &Timestamp) -> Vec<Grant> {
+        grants::held_by(user)
+            .into_iter()
+            .filter(|g| g.is_active_at(now))
+            .filter(|g| {
+                self.reader.can_see(&ScopeRef {
+                    content_type: g.scope_type,
+                    uuid: g.scope_uuid,
+                    customer_uuid: g.customer_uuid,
+                })
+            })
+            .collect()
+    }
 }

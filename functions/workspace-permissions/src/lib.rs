@@ -492,16 +492,17 @@ async fn transfer(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Resul
     }
     ids.sort_unstable();
     ids.dedup();
-    let new_owner = users::find_by_email(&ctx.store, &new_owner)
-        .await?
-        .filter(|u| u.is_active)
-        .ok_or_else(|| Error::field("new_owner", "No user with this email address."))?;
+    // Authorization first: who owns no listed workspace learns nothing about the address.
     let mut listed = Vec::with_capacity(ids.len());
     for id in ids {
         let (workspace, permissions) = visible(ctx, user, &id.to_string(), NOT_FOUND_WORKSPACE).await?;
         require_owner(user, &permissions)?;
         listed.push((workspace, permissions));
     }
+    let new_owner = users::find_by_email(&ctx.store, &new_owner)
+        .await?
+        .filter(|u| u.is_active)
+        .ok_or_else(|| Error::field("new_owner", "No user with this email address."))?;
     let result = workspaces::transfer(
         &ctx.store,
         user,
