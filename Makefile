@@ -6,7 +6,7 @@ SHELL := /bin/bash
 DEV_DDB_PORT := 8000
 DEV_ADDR := 127.0.0.1:3000
 LOCAL_AWS := AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT)
+DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT) TOKEN_KEYS_FILE=.dev/token-keys
 SAM := .tools/venv/bin/sam
 FUNCTION_PACKAGES := $(addsuffix -function,$(notdir $(wildcard functions/*)))
 
@@ -28,6 +28,8 @@ dev:
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup" >&2; exit 1; }
 	scripts/setup.sh ddb
 	cargo build -p admin -p local-api
+	@# The key that seals the API tokens of the dev table: made once, kept with the data.
+	@test -s .dev/token-keys || { mkdir -p .dev && (umask 077 && target/debug/admin new-token-key dev > .dev/token-keys); }
 	scripts/ddb.sh start $(DEV_DDB_PORT) .dev/ddb-data
 	env $(DEV_ENV) target/debug/admin bootstrap --create-table --seed-roles --staff-user admin --token-file .dev/admin.token
 	@echo "API token of the staff user admin is in .dev/admin.token; serving http://$(DEV_ADDR)" >&2

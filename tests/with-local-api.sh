@@ -25,6 +25,8 @@ trap cleanup EXIT
 scripts/ddb.sh start "$ddb_port" memory
 export AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port" TABLE_NAME=local-api-test
+TOKEN_KEYS=$(target/debug/admin new-token-key test)
+export TOKEN_KEYS
 
 target/debug/admin bootstrap --create-table --seed-roles --staff-user admin --token-file "$work/admin.token" >/dev/null
 user_uuid=$(target/debug/admin create-user --username alice --email alice@example.com --first-name Alice --last-name Tester)

@@ -411,6 +411,7 @@ fn cold_start_events(world: &World) -> Result<Vec<(String, String)>, Error> {
 async fn cold_start_section(bin_dir: &Path, world: &World) -> Result<String, Error> {
     let env: Vec<(String, String)> = [
         ("TABLE_NAME", world.api.store().table()),
+        ("TOKEN_KEYS", world.api.token_keys.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint()),
         ("AWS_ACCESS_KEY_ID", "dummy"),
         ("AWS_SECRET_ACCESS_KEY", "dummy"),
@@ -484,6 +485,8 @@ fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
             password_hash: None,
             held: Default::default(),
             sessions_valid_after: None,
+            token_lifetime: None,
+            deleting: false,
         })
         .collect()
 }
@@ -495,6 +498,8 @@ fn bench_staff() -> AuthUser {
         full_name: String::new(),
         is_staff: true,
         is_support: false,
+        token: None,
+        impersonator: None,
     }
 }
 

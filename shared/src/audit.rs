@@ -28,6 +28,11 @@ struct AuditItem<'a> {
     actor_uuid: Option<Id>,
     #[serde(skip_serializing_if = "Option::is_none")]
     actor_username: Option<&'a str>,
+    /// The staff user who acted as `actor` (`X-Impersonated-User-Uuid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonator_uuid: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonator_username: Option<&'a str>,
     subject: &'a str,
     message: &'a str,
     details: &'a Value,
@@ -60,6 +65,10 @@ pub fn record(
         created: created.clone(),
         actor_uuid: actor.map(|a| a.uuid),
         actor_username: actor.map(|a| a.username.as_str()),
+        impersonator_uuid: actor.and_then(|a| a.impersonator.as_ref()).map(|i| i.uuid),
+        impersonator_username: actor
+            .and_then(|a| a.impersonator.as_ref())
+            .map(|i| i.username.as_str()),
         subject: &event.subject,
         message: &event.message,
         details: &event.details,

@@ -175,13 +175,17 @@ impl Access {
         ))
     }
 
-    /// The standing of `user`, read with their item (the permission check of another user).
+    /// The standing of `user`, read with their item (the permission check of another user, the
+    /// creator of an auto-approve invitation). An inactive user's grants count for nothing.
     pub fn of_user(user: &User, roles: Arc<RoleSet>, now: &Timestamp) -> Self {
+        let mut standing = user.principal();
+        standing.is_staff &= user.is_active;
+        standing.is_support &= user.is_active;
         Access {
-            user: user.principal(),
+            user: standing,
             grants: grants::held_by(user)
                 .into_iter()
-                .filter(|g| g.is_active_at(now))
+                .filter(|g| user.is_active && g.is_active_at(now))
                 .collect(),
             roles,
         }

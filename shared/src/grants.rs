@@ -746,6 +746,102 @@ pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &T
     }
 }
 
+/// Grants revoked per transaction when a user is deleted: three actions each (both items and
+/// the audit event) beside one counter update per scope and per role and the user's `held`.
+const REVOKED_PER_BATCH: usize = 16;
+
+/// Revokes one batch of the grants a user's `held` map records, for deleting the user: both
+/// items of each grant, its audit event, the scopes' and roles' counters (one update per scope
+/// and per role, as a transaction touches an item once) and the entries of `held`, all in one
+/// transaction. Returns how many grants it revoked (0: none left).
+pub async fn revoke_batch_of_user(
+    store: &Store,
+    actor: Option<&AuthUser>,
+    user: &User,
+    now: &Timestamp,
+) -> Result<usize> {
+    let batch: Vec<Grant> = held_by(user).into_iter().take(REVOKED_PER_BATCH).collect();
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = store.transaction();
+    let mut per_scope: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut per_role: BTreeMap<Id, i64> = BTreeMap::new();
+    let mut removed = Vec::new();
+    for grant in &batch {
+        let (pk, sk) = grant.user_key();
+        tx.delete(
+            &pk,
+            &sk,
+            Some(
+                Expr::new("#uuid = :uuid")
+                    .name("#uuid", "uuid")
+                    .value(":uuid", s(grant.uuid.to_string())),
+            ),
+        )?;
+        let (member_pk, member_sk) = grant.member_key();
+        tx.delete(&member_pk, &member_sk, None)?;
+        let counts = per_scope.entry(member_pk).or_default();
+        counts.0 -= 1;
+        counts.1 -= i64::from(grant.expiration_time.is_some());
+        *per_role.entry(grant.role_uuid).or_default() -= 1;
+        removed.push(held_key(grant.scope_type, &grant.scope_uuid, &grant.role_uuid));
+        let event = Event {
+            event_type: "role_revoked",
+            subject: grant.member_key().0,
+            message: format!("User {} has lost a role: the user is deleted.", user.username),
+            details: json!({
+                "grant_uuid": grant.uuid,
+                "affected_user": grant.user_uuid,
+                "role_uuid": grant.role_uuid,
+                "scope_type": grant.scope_type.as_str(),
+                "scope_uuid": grant.scope_uuid,
+                "customer_uuid": grant.customer_uuid,
+            }),
+        };
+        audit::record(&mut tx, actor, &event, now)?;
+    }
+    for (partition, (members, expiring)) in per_scope {
+        tx.update(
+            &partition,
+            "#META",
+            Expr::new("ADD member_count :members, expiring_count :expiring")
+                .value(":members", n(members))
+                .value(":expiring", n(expiring)),
+            Some(Expr::new("attribute_exists(PK)")),
+        )?;
+    }
+    for (role, delta) in per_role {
+        tx.update(
+            "ROLES",
+            &format!("ROLE#{role}"),
+            Expr::new("ADD users_count :delta").value(":delta", n(delta)),
+            Some(Expr::new("attribute_exists(PK)")),
+        )?;
+    }
+    let placeholders: Vec<String> = (0..removed.len()).map(|i| format!("#held{i}")).collect();
+    let mut update = Expr::new(format!(
+        "REMOVE {}",
+        placeholders
+            .iter()
+            .map(|p| format!("held.{p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for (placeholder, key) in placeholders.iter().zip(&removed) {
+        update = update.name(placeholder, key);
+    }
+    let (user_pk, user_sk) = User::key(&user.uuid);
+    tx.update(
+        &user_pk,
+        &user_sk,
+        update,
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    tx.commit().await?;
+    Ok(batch.len())
+}
+
 /// Rewrites the user's names on the member rows of all their grants (display copies, found
 /// through the user item's `held` map), in transactions of at most 100 updates.
 pub async fn refresh_member_names(store: &Store, user: &User) -> Result<()> {

@@ -96,6 +96,7 @@ pub struct ApiRequest {
     headers: HeaderMap,
     body: Vec<u8>,
     origin: String,
+    source_ip: String,
 }
 
 impl ApiRequest {
@@ -109,6 +110,18 @@ impl ApiRequest {
                 format!("{scheme}://{host}")
             }
         };
+        // API Gateway's `requestContext.http.sourceIp` (the local runner sets the peer's).
+        #[allow(irrefutable_let_patterns)]
+        let source_ip = match parts.extensions.get::<lambda_http::request::RequestContext>() {
+            Some(context) => {
+                if let lambda_http::request::RequestContext::ApiGatewayV2(context) = context {
+                    context.http.source_ip.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            }
+            None => String::new(),
+        };
         ApiRequest {
             method: parts.method,
             path: parts.uri.path().to_owned(),
@@ -121,7 +134,13 @@ impl ApiRequest {
                 _ => Vec::new(),
             },
             origin,
+            source_ip,
         }
+    }
+
+    /// The caller's address as API Gateway saw it (empty when unknown).
+    pub fn source_ip(&self) -> &str {
+        &self.source_ip
     }
 
     pub fn path(&self) -> &str {
@@ -140,6 +159,14 @@ impl ApiRequest {
 
     pub fn authorization(&self) -> Option<&str> {
         self.header("authorization")
+    }
+
+    /// The credentials of the request: its token and whom a staff caller acts as.
+    pub fn credentials(&self) -> crate::auth::Credentials<'_> {
+        crate::auth::Credentials {
+            authorization: self.authorization(),
+            impersonate: self.header("x-impersonated-user-uuid"),
+        }
     }
 
     /// The primary language of `Accept-Language` with the highest preference, lower-cased.
@@ -367,7 +394,7 @@ pub async fn respond(
     route: impl AsyncFnOnce(&ApiRequest) -> Result<Response<Body>>,
 ) -> Response<Body> {
     let request = ApiRequest::new(request);
-    let mut response = route(&request)
+    let mut response = crate::store::with_alongside(route(&request))
         .await
         .unwrap_or_else(|error| error_response(&error));
     if request.method == Method::HEAD {

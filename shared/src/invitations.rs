@@ -986,6 +986,8 @@ mod tests {
             password_hash: None,
             held: Default::default(),
             sessions_valid_after: None,
+            token_lifetime: None,
+            deleting: false,
         };
         assert_eq!(
             project_name(Some("{full_name}'s lab ({email})"), &user),

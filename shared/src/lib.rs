@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod brake;
 pub mod error;
 pub mod grants;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod reviews;
 pub mod roles;
 pub mod scheduler;
 pub mod scopes;
+pub mod secrets;
 pub mod sessions;
 pub mod store;
 pub mod time;

@@ -13,9 +13,10 @@ use serde_json::json;
 
 use crate::audit::{self, Event};
 use crate::auth::{self, AuthUser, Principal};
+use crate::brake::Brake;
 use crate::error::{Error, Result};
 use crate::ids::Id;
-use crate::store::{Expr, Fetched, Store, TxError, n, s};
+use crate::store::{Expr, Fetched, Store};
 use crate::time::{self, Timestamp};
 use crate::users::{self, User};
 
@@ -25,6 +26,13 @@ pub const TIMEOUT: Duration = Duration::hours(8);
 /// Failed logins tolerated per e-mail address within `FAILURE_WINDOW`.
 pub const MAX_FAILURES: i64 = 10;
 pub const FAILURE_WINDOW: Duration = Duration::minutes(15);
+/// Every attempt for an address is counted before its password is checked (see `brake`).
+const LOGIN_BRAKE: Brake = Brake {
+    prefix: "LOGINFAIL",
+    max: MAX_FAILURES,
+    window: FAILURE_WINDOW,
+    refusal: || Error::Throttled("Too many failed logins. Try again later.".into()),
+};
 const BAD_CREDENTIALS: &str = "Invalid credentials.";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,10 +53,6 @@ struct SessionItem {
 
 fn session_key(id: &str) -> String {
     format!("SESSION#{}", auth::token_hash(id))
-}
-
-fn failures_key(email: &str) -> String {
-    format!("LOGINFAIL#{}", email.to_lowercase())
 }
 
 /// The `sessionid` value of a `Cookie` header.
@@ -98,12 +102,12 @@ pub async fn authenticate(store: &Store, session_id: &str, now: &Timestamp) -> R
 /// Who is calling on the workspace family: a token if one is sent, else the session cookie.
 pub async fn principal(
     store: &Store,
-    authorization: Option<&str>,
+    credentials: auth::Credentials<'_>,
     cookie: Option<&str>,
     now: &Timestamp,
 ) -> Result<Principal> {
-    if authorization.is_some() {
-        return auth::authenticate(store, authorization).await;
+    if credentials.authorization.is_some() {
+        return auth::authenticate(store, credentials).await;
     }
     match cookie.and_then(cookie_value) {
         Some(id) => authenticate(store, id, now).await,
@@ -115,7 +119,7 @@ pub async fn principal(
 /// The same answer for an unknown address and a wrong password; after `MAX_FAILURES` within
 /// `FAILURE_WINDOW`, 429 before the password is even checked.
 pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) -> Result<(User, String)> {
-    charge_attempt(store, email, now).await?;
+    LOGIN_BRAKE.charge(store, email, now).await?;
     let user = users::find_by_email(store, email).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let matches = users::password_matches(hash, password);
@@ -135,14 +139,7 @@ pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) 
     };
     let mut tx = store.transaction();
     tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
-    // The successful attempt is given back. Unconditional: should the window have ended and
-    // another begun meanwhile, it only counts one guess fewer.
-    tx.update(
-        &failures_key(email),
-        "#META",
-        Expr::new("ADD failures :minus").value(":minus", n(-1)),
-        None,
-    )?;
+    LOGIN_BRAKE.refund(&mut tx, email)?;
     let event = Event {
         event_type: "session_opened",
         subject: format!("USER#{}", user.uuid),
@@ -152,59 +149,6 @@ pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) 
     audit::record(&mut tx, Some(&user.principal()), &event, now)?;
     tx.commit().await?;
     Ok((user, id))
-}
-
-/// Counts an attempt against the address before its password is checked, atomically: one
-/// conditional update that either adds to a window still open and not full, or starts a new
-/// window. Of any number of simultaneous attempts at most `MAX_FAILURES` per window get through
-/// to the password check; the rest are refused (429). A successful login gives its attempt back.
-async fn charge_attempt(store: &Store, email: &str, now: &Timestamp) -> Result<()> {
-    let key = failures_key(email);
-    let cutoff = s(time::storage(&(*now - FAILURE_WINDOW)));
-    let ttl = n((*now + FAILURE_WINDOW).timestamp());
-    // Either the window is open (then it must have room) or it is over and starts again; the
-    // second try covers a window that another attempt opened between the two.
-    for _ in 0..2 {
-        let mut tx = store.transaction();
-        tx.update(
-            &key,
-            "#META",
-            Expr::new("ADD failures :one SET expires_at = :ttl")
-                .value(":one", n(1))
-                .value(":ttl", ttl.clone()),
-            Some(
-                Expr::new("window_start > :cutoff AND failures < :max")
-                    .value(":cutoff", cutoff.clone())
-                    .value(":max", n(MAX_FAILURES)),
-            ),
-        )?;
-        match tx.commit().await {
-            Ok(()) => return Ok(()),
-            Err(TxError::ConditionFailed(_)) => {}
-            Err(err) => return Err(err.into()),
-        }
-        let mut tx = store.transaction();
-        tx.update(
-            &key,
-            "#META",
-            Expr::new("SET failures = :one, window_start = :now, expires_at = :ttl")
-                .value(":one", n(1))
-                .value(":now", s(time::storage(now)))
-                .value(":ttl", ttl.clone()),
-            Some(
-                Expr::new("attribute_not_exists(window_start) OR window_start <= :cutoff")
-                    .value(":cutoff", cutoff.clone()),
-            ),
-        )?;
-        match tx.commit().await {
-            Ok(()) => return Ok(()),
-            Err(TxError::ConditionFailed(_)) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(Error::Throttled(
-        "Too many failed logins. Try again later.".into(),
-    ))
 }
 
 /// Ends a session; ending one that is gone is not an error.

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::secrets::TokenKeys;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -39,14 +40,30 @@ const TOO_LARGE: &str = "This change would make a stored item larger than 400 KB
 pub struct Store {
     client: Client,
     table: Arc<str>,
+    token_keys: Arc<TokenKeys>,
 }
 
 impl Store {
+    /// A store whose tokens are sealed with a key of this process only (tests, benchmarks);
+    /// the deployed functions use `from_env`, whose keys come from their configuration.
     pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
         Store {
             client,
             table: table.into(),
+            token_keys: Arc::new(TokenKeys::ephemeral()),
         }
+    }
+
+    pub fn with_token_keys(self, token_keys: TokenKeys) -> Self {
+        Store {
+            token_keys: Arc::new(token_keys),
+            ..self
+        }
+    }
+
+    /// The keys that seal API tokens and find them (never stored in the table).
+    pub fn token_keys(&self) -> &TokenKeys {
+        &self.token_keys
     }
 
     /// The store of a Lambda container or a tool: region, credentials and endpoint come from the
@@ -59,7 +76,7 @@ impl Store {
             .retry_config(retries())
             .load()
             .await;
-        Ok(Store::new(Client::new(&config), table))
+        Ok(Store::new(Client::new(&config), table).with_token_keys(TokenKeys::from_env()?))
     }
 
     /// Opens the connection to DynamoDB (TCP, TLS, credentials) with one cheap read, so that a
@@ -357,6 +374,33 @@ pub fn timeouts() -> TimeoutConfig {
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(6))
         .build()
+}
+
+tokio::task_local! {
+    /// Writes started during a request that may run alongside it (see `alongside`).
+    static ALONGSIDE: std::cell::RefCell<Vec<tokio::task::JoinHandle<()>>>;
+}
+
+/// Runs a request, then waits for the writes it started with `alongside`: they run in parallel
+/// with the request's own work and are done before its answer leaves.
+pub async fn with_alongside<T>(request: impl Future<Output = T>) -> T {
+    ALONGSIDE
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let answer = request.await;
+            let started = ALONGSIDE.with(|started| started.take());
+            for write in started {
+                let _ = write.await;
+            }
+            answer
+        })
+        .await
+}
+
+/// Starts a write that the request's answer does not depend on (e.g. recording a token's use),
+/// so that it adds no sequential round trip. Outside `with_alongside` it runs on its own.
+pub fn alongside(write: impl Future<Output = ()> + Send + 'static) {
+    let handle = tokio::spawn(write);
+    let _ = ALONGSIDE.try_with(|started| started.borrow_mut().push(handle));
 }
 
 /// A condition or update expression with its placeholders.

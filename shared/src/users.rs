@@ -7,9 +7,12 @@ use serde_json::json;
 
 use crate::audit::{self, Event};
 use crate::auth::{self, AuthUser, TokenItem};
+use crate::brake::Brake;
 use crate::error::{Error, Result};
 use crate::grants::HeldRole;
 use crate::ids::Id;
+use crate::secrets::Sealed;
+use crate::store::Transaction;
 use crate::store::{Expr, Store, TxError, s};
 use crate::time::{self, Timestamp};
 
@@ -42,6 +45,12 @@ pub struct User {
     /// Sessions opened before this moment are over (set when the password changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_valid_after: Option<String>,
+    /// Seconds a token may go unused before it expires; `None`: never.
+    #[serde(default)]
+    pub token_lifetime: Option<i64>,
+    /// Set when a deletion has begun: the user is closed and their grants are being revoked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 impl User {
@@ -63,10 +72,12 @@ impl User {
             full_name: self.full_name(),
             is_staff: self.is_staff,
             is_support: self.is_support,
+            token: None,
+            impersonator: None,
         }
     }
 
-    fn token_item(&self, hash: &str, now: &Timestamp) -> TokenItem {
+    fn token_item(&self, hash: &str, sealed: Sealed, now: &Timestamp) -> TokenItem {
         let (pk, sk) = TokenItem::key(hash);
         TokenItem {
             pk,
@@ -79,6 +90,10 @@ impl User {
             is_support: self.is_support,
             is_active: self.is_active,
             created: time::storage(now),
+            last_used: time::storage(now),
+            token_lifetime: self.token_lifetime,
+            key_id: sealed.key_id,
+            sealed: sealed.ciphertext,
         }
     }
 }
@@ -137,7 +152,22 @@ pub struct NewUser {
     pub is_staff: bool,
     pub is_support: bool,
     pub password: Option<String>,
+    pub token_lifetime: Option<i64>,
 }
+
+/// The token lifetime of new users: `TOKEN_LIFETIME` seconds (`null` for never), 3600 by
+/// default as in Waldur.
+pub fn default_token_lifetime() -> Option<i64> {
+    match std::env::var("TOKEN_LIFETIME") {
+        Ok(value) if value.trim() == "null" => None,
+        Ok(value) => value.trim().parse().ok().or(Some(DEFAULT_TOKEN_LIFETIME)),
+        Err(_) => Some(DEFAULT_TOKEN_LIFETIME),
+    }
+}
+
+pub const DEFAULT_TOKEN_LIFETIME: i64 = 3600;
+/// The shortest lifetime a token may have.
+pub const MIN_TOKEN_LIFETIME: i64 = 60;
 
 pub async fn get(store: &Store, uuid: &Id) -> Result<Option<User>> {
     let (pk, sk) = User::key(uuid);
@@ -213,6 +243,8 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         password_hash: new.password.as_deref().map(hash_password).transpose()?,
         held: BTreeMap::new(),
         sessions_valid_after: None,
+        token_lifetime: new.token_lifetime,
+        deleting: false,
     };
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
@@ -297,35 +329,45 @@ pub async fn make_staff(
     })
 }
 
-/// Replaces the user's API token (one per user, as in Waldur) and returns the new key; the key
-/// itself is never stored.
+/// Replaces the user's API token (one per user, as in Waldur) and returns the new key.
 pub async fn issue_token(
     store: &Store,
     actor: Option<&AuthUser>,
     user: &User,
     now: &Timestamp,
 ) -> Result<String> {
-    let token = auth::new_token()?;
-    let hash = auth::token_hash(&token);
-    let (pk, sk) = User::key(&user.uuid);
     let mut tx = store.transaction();
+    let token = add_token(&mut tx, store, actor, user, now)?;
+    commit_token_change(tx, token).await
+}
+
+/// Adds a new token for `user` to a transaction: the sealed token under its keyed hash, the
+/// user's pointer to it (conditioned on the token it replaces), the old item's removal, and the
+/// audit event. Returns the new key.
+fn add_token(
+    tx: &mut Transaction<'_>,
+    store: &Store,
+    actor: Option<&AuthUser>,
+    user: &User,
+    now: &Timestamp,
+) -> Result<String> {
+    let token = auth::new_token()?;
+    let keys = store.token_keys();
+    let hash = keys.hash(&token);
+    let (pk, sk) = User::key(&user.uuid);
     if let Some(old) = &user.token_hash {
         let (old_pk, old_sk) = TokenItem::key(old);
         tx.delete(&old_pk, &old_sk, None)?;
     }
     tx.put(
-        &user.token_item(&hash, now),
+        &user.token_item(&hash, keys.seal(&token)?, now),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    let unchanged = match &user.token_hash {
-        Some(old) => Expr::new("token_hash = :old").value(":old", s(old.as_str())),
-        None => Expr::new("attribute_exists(PK) AND attribute_not_exists(token_hash)"),
-    };
     tx.update(
         &pk,
         &sk,
         Expr::new("SET token_hash = :new").value(":new", s(hash.as_str())),
-        Some(unchanged),
+        Some(token_unchanged(user)),
     )?;
     let event = Event {
         event_type: "token_issued",
@@ -333,9 +375,21 @@ pub async fn issue_token(
         message: format!("A new API token has been issued for {}.", user.username),
         details: json!({}),
     };
-    audit::record(&mut tx, actor, &event, now)?;
+    audit::record(tx, actor, &event, now)?;
+    Ok(token)
+}
+
+/// The user item still points at the token it was read with.
+fn token_unchanged(user: &User) -> Expr {
+    match &user.token_hash {
+        Some(old) => Expr::new("token_hash = :old").value(":old", s(old.as_str())),
+        None => Expr::new("attribute_exists(PK) AND attribute_not_exists(token_hash)"),
+    }
+}
+
+async fn commit_token_change<T>(tx: Transaction<'_>, value: T) -> Result<T> {
     match tx.commit().await {
-        Ok(()) => Ok(token),
+        Ok(()) => Ok(value),
         Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(
             "The user's token was changed by another request. Retry.".into(),
         )),
@@ -343,9 +397,68 @@ pub async fn issue_token(
     }
 }
 
-/// Whether `token` is the current token of `user`.
-pub fn token_belongs_to(user: &User, token: &str) -> bool {
-    user.token_hash.as_deref() == Some(auth::token_hash(token).as_str())
+/// The user's token while it is valid (not expired, and sealed with a key of the ring), with
+/// its item.
+pub async fn current_token(
+    store: &Store,
+    user: &User,
+    now: &Timestamp,
+) -> Result<Option<(String, TokenItem)>> {
+    let Some(hash) = &user.token_hash else {
+        return Ok(None);
+    };
+    let (pk, sk) = TokenItem::key(hash);
+    match store.get::<TokenItem>(&pk, &sk).await? {
+        // A token sealed with a key no longer in the ring cannot be answered: a new one is due.
+        Some(item) if !item.has_expired_at(now) => Ok(store
+            .token_keys()
+            .open(&item.sealed())
+            .ok()
+            .map(|token| (token, item))),
+        _ => Ok(None),
+    }
+}
+
+/// Ends the user's token (`POST /api-auth/logout/`): the item goes, and the user's pointer.
+pub async fn logout(store: &Store, actor: &AuthUser, now: &Timestamp) -> Result<()> {
+    let user = get(store, &actor.uuid)
+        .await?
+        .ok_or_else(|| Error::not_found("User"))?;
+    let mut tx = store.transaction();
+    if let Some(hash) = &user.token_hash {
+        let (pk, sk) = TokenItem::key(hash);
+        tx.delete(&pk, &sk, None)?;
+    }
+    let (pk, sk) = User::key(&user.uuid);
+    tx.update(
+        &pk,
+        &sk,
+        Expr::new("REMOVE token_hash"),
+        Some(token_unchanged(&user)),
+    )?;
+    let event = Event {
+        event_type: "auth_logged_out",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("User {} has logged out.", user.username),
+        details: json!({}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    commit_token_change(tx, ()).await
+}
+
+/// What Waldur's rules find wrong with a new password (none: it is good).
+pub fn password_problems(password: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if password.chars().count() < 7 {
+        problems.push("Ensure this field has at least 7 characters.");
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        problems.push("Ensure this field has at least one digit.");
+    }
+    if !password.chars().any(|c| c.is_ascii_alphabetic()) {
+        problems.push("Ensure this field has at least one latin letter.");
+    }
+    problems
 }
 
 /// Argon2id with the crate's default (OWASP) parameters and a random salt.
@@ -406,18 +519,57 @@ pub async fn set_password(
 
 const BAD_CREDENTIALS: &str = "Invalid username/password.";
 
-/// Checks a username and password and issues a new API token. Keys are stored only as hashes,
-/// so an existing key cannot be handed out again: the new one replaces it.
-pub async fn login(store: &Store, username: &str, password: &str, now: &Timestamp) -> Result<String> {
+/// Waldur's lockout: per username and source address, the fifth attempt within ten minutes of
+/// four is refused before its password is checked.
+const LOCKOUT: Brake = Brake {
+    prefix: "LOCKOUT",
+    max: 4,
+    window: chrono::Duration::minutes(10),
+    refusal: || Error::NotAuthenticated("Username is locked out. Try in 10 minutes.".into()),
+};
+
+/// Checks a username and password and answers the user's token: the current one while it is
+/// valid (so every client logged in as the user keeps working), else a new one. Every attempt
+/// counts against the lockout of (username, source) before the password is checked, and the
+/// same 401 answers an unknown user and a wrong password.
+pub async fn login(
+    store: &Store,
+    username: &str,
+    password: &str,
+    source: &str,
+    now: &Timestamp,
+) -> Result<String> {
+    let subject = format!("{username}#{source}");
+    LOCKOUT.charge(store, &subject, now).await?;
     let user = find_by_username(store, username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let matches = password_matches(hash, password);
-    match user {
-        Some(user) if matches && user.is_active => {
-            issue_token(store, Some(&user.principal()), &user, now).await
+    let Some(user) = user.filter(|u| matches && u.is_active) else {
+        return Err(Error::NotAuthenticated(BAD_CREDENTIALS.into()));
+    };
+    let actor = user.principal();
+    let mut tx = store.transaction();
+    LOCKOUT.refund(&mut tx, &subject)?;
+    let token = match current_token(store, &user, now).await? {
+        Some((token, item)) => {
+            tx.update(
+                &item.pk,
+                &item.sk,
+                Expr::new("SET last_used = :now").value(":now", s(time::storage(now))),
+                Some(Expr::new("attribute_exists(PK)")),
+            )?;
+            let event = Event {
+                event_type: "auth_logged_in_with_username",
+                subject: format!("USER#{}", user.uuid),
+                message: format!("User {} has logged in.", user.username),
+                details: json!({}),
+            };
+            audit::record(&mut tx, Some(&actor), &event, now)?;
+            token
         }
-        _ => Err(Error::NotAuthenticated(BAD_CREDENTIALS.into())),
-    }
+        None => add_token(&mut tx, store, Some(&actor), &user, now)?,
+    };
+    commit_token_change(tx, token).await
 }
 
 pub async fn all(store: &Store) -> Result<Vec<User>> {
@@ -443,6 +595,8 @@ pub struct UserInput {
     pub is_support: Option<bool>,
     pub is_active: Option<bool>,
     pub password: Option<String>,
+    /// `Some(None)`: the token never expires.
+    pub token_lifetime: Option<Option<i64>>,
 }
 
 impl UserInput {
@@ -489,6 +643,18 @@ impl UserInput {
         {
             errors.add("password", "Ensure this field has at least 8 characters.");
         }
+        match object.get("token_lifetime") {
+            None => {}
+            Some(Value::Null) => input.token_lifetime = Some(None),
+            Some(value) => match value.as_i64() {
+                Some(seconds) if seconds >= MIN_TOKEN_LIFETIME => input.token_lifetime = Some(Some(seconds)),
+                Some(_) => errors.add(
+                    "token_lifetime",
+                    format!("Ensure this value is greater than or equal to {MIN_TOKEN_LIFETIME}."),
+                ),
+                None => errors.add("token_lifetime", "A valid integer is required."),
+            },
+        }
         if flags_allowed {
             for (field, slot) in [
                 ("is_staff", &mut input.is_staff),
@@ -514,6 +680,7 @@ impl UserInput {
             is_staff: self.is_staff.unwrap_or(false),
             is_support: self.is_support.unwrap_or(false),
             password: self.password,
+            token_lifetime: self.token_lifetime.unwrap_or_else(default_token_lifetime),
         }
     }
 }
@@ -539,6 +706,7 @@ pub async fn update(
     updated.is_staff = input.is_staff.unwrap_or(user.is_staff);
     updated.is_support = input.is_support.unwrap_or(user.is_support);
     updated.is_active = input.is_active.unwrap_or(user.is_active);
+    updated.token_lifetime = input.token_lifetime.unwrap_or(user.token_lifetime);
 
     let password_hash = input.password.as_deref().map(hash_password).transpose()?;
     let (pk, sk) = User::key(&user.uuid);
@@ -553,7 +721,7 @@ pub async fn update(
     let mut set = Expr::new(format!(
         "SET username = :username, GSI1SK = :username, email = :email, first_name = :first, \
              last_name = :last, native_name = :native, is_staff = :staff, is_support = :support, \
-             is_active = :active{set_password}"
+             is_active = :active, token_lifetime = :lifetime{set_password}"
     ))
     .value(":username", s(updated.username.as_str()))
     .value(":email", s(updated.email.as_str()))
@@ -562,7 +730,8 @@ pub async fn update(
     .value(":native", s(updated.native_name.as_str()))
     .value(":staff", crate::store::b(updated.is_staff))
     .value(":support", crate::store::b(updated.is_support))
-    .value(":active", crate::store::b(updated.is_active));
+    .value(":active", crate::store::b(updated.is_active))
+    .value(":lifetime", lifetime_value(updated.token_lifetime));
     if let Some(hash) = &password_hash {
         set = set
             .value(":password", s(hash.as_str()))
@@ -609,15 +778,18 @@ pub async fn update(
         tx.update(
             &token_pk,
             &token_sk,
+            // A new lifetime counts from now, not from a last use recorded under the old one.
             Expr::new(
                 "SET username = :username, full_name = :full, is_staff = :staff, is_support = :support, \
-                 is_active = :active",
+                 is_active = :active, token_lifetime = :lifetime, last_used = :now",
             )
             .value(":username", s(updated.username.as_str()))
             .value(":full", s(updated.full_name()))
             .value(":staff", crate::store::b(updated.is_staff))
             .value(":support", crate::store::b(updated.is_support))
-            .value(":active", crate::store::b(updated.is_active)),
+            .value(":active", crate::store::b(updated.is_active))
+            .value(":lifetime", lifetime_value(updated.token_lifetime))
+            .value(":now", s(time::storage(now))),
             Some(Expr::new("attribute_exists(PK)")),
         )?;
     }
@@ -661,6 +833,120 @@ pub async fn update(
         crate::grants::refresh_member_names(store, &updated).await?;
     }
     Ok(updated)
+}
+
+/// Deletes a user, as staff. First the user is closed in one transaction: inactive, out of the
+/// user list (into `USERS_BEING_DELETED`), token and name markers gone, so from that moment no token, session or grant of
+/// theirs is honoured. Then their grants are revoked in batches (each one transaction with its
+/// audit events and exact counters), and last the user item goes. Every step is conditioned on
+/// the state it found, so a deletion interrupted anywhere is finished by the next DELETE.
+pub async fn delete(store: &Store, actor: &AuthUser, user: &User, now: &Timestamp) -> Result<()> {
+    let (pk, sk) = User::key(&user.uuid);
+    let unchanged = || Expr::new("username = :name").value(":name", s(user.username.as_str()));
+    // What closing the user removes: the token and the name markers.
+    let close = |tx: &mut Transaction<'_>| -> Result<()> {
+        if let Some(hash) = &user.token_hash {
+            let (token_pk, token_sk) = TokenItem::key(hash);
+            tx.delete(&token_pk, &token_sk, None)?;
+        }
+        tx.delete(&format!("USERNAME#{}", user.username), "#META", None)?;
+        if !user.email.is_empty() {
+            tx.delete(&format!("EMAIL#{}", user.email.to_lowercase()), "#META", None)?;
+        }
+        Ok(())
+    };
+    let deleted = Event {
+        event_type: "user_deleted",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("User {} has been deleted.", user.username),
+        details: json!({"username": user.username}),
+    };
+    if !user.deleting && user.held.is_empty() {
+        // Nothing to revoke: all of it in one transaction, conditioned on that staying so.
+        let mut tx = store.transaction();
+        tx.delete(
+            &pk,
+            &sk,
+            Some(
+                unchanged().and(
+                    Expr::new("attribute_not_exists(held) OR size(held) = :none")
+                        .value(":none", crate::store::n(0)),
+                ),
+            ),
+        )?;
+        close(&mut tx)?;
+        audit::record(&mut tx, Some(actor), &deleted, now)?;
+        return match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(
+                "The user was changed by another request. Retry.".into(),
+            )),
+            Err(err) => Err(err.into()),
+        };
+    }
+    if !user.deleting {
+        let mut tx = store.transaction();
+        tx.update(
+            &pk,
+            &sk,
+            // Out of the user list, into the list of deletions under way.
+            Expr::new("SET is_active = :no, deleting = :yes, GSI1PK = :deleting REMOVE token_hash")
+                .value(":no", crate::store::b(false))
+                .value(":yes", crate::store::b(true))
+                .value(":deleting", s("USERS_BEING_DELETED")),
+            Some(unchanged()),
+        )?;
+        close(&mut tx)?;
+        let event = Event {
+            event_type: "user_deletion_started",
+            subject: format!("USER#{}", user.uuid),
+            message: format!("User {} is being deleted.", user.username),
+            details: json!({"grants": user.held.len()}),
+        };
+        audit::record(&mut tx, Some(actor), &event, now)?;
+        match tx.commit().await {
+            Ok(()) => {}
+            Err(TxError::ConditionFailed(_)) => {
+                return Err(Error::Conflict(
+                    "The user was changed by another request. Retry.".into(),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    loop {
+        let current = get(store, &user.uuid)
+            .await?
+            .ok_or_else(|| Error::not_found("User"))?;
+        if crate::grants::revoke_batch_of_user(store, Some(actor), &current, now).await? == 0 {
+            break;
+        }
+    }
+    let mut tx = store.transaction();
+    tx.delete(
+        &pk,
+        &sk,
+        Some(
+            Expr::new("deleting = :yes AND size(held) = :none")
+                .value(":yes", crate::store::b(true))
+                .value(":none", crate::store::n(0)),
+        ),
+    )?;
+    audit::record(&mut tx, Some(actor), &deleted, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(
+            "The user gained a role while being deleted. Retry the deletion.".into(),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn lifetime_value(lifetime: Option<i64>) -> aws_sdk_dynamodb::types::AttributeValue {
+    match lifetime {
+        Some(seconds) => crate::store::n(seconds),
+        None => aws_sdk_dynamodb::types::AttributeValue::Null(true),
+    }
 }
 
 #[cfg(test)]

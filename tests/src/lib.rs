@@ -228,6 +228,8 @@ pub struct TestApi {
     pub admin: User,
     pub admin_token: String,
     pub round_trips: RoundTrips,
+    /// The token key ring of this table (`TOKEN_KEYS`), for processes that must read its tokens.
+    pub token_keys: String,
 }
 
 #[derive(Debug)]
@@ -262,6 +264,9 @@ impl TestApi {
     }
 
     async fn over(store: Store, round_trips: RoundTrips) -> Self {
+        let token_keys = format!("test={}", shared::secrets::random_secret());
+        let store =
+            store.with_token_keys(shared::secrets::TokenKeys::parse(&token_keys).expect("a valid key ring"));
         let now = shared::time::now();
         shared::roles::seed_system_roles(&store, &now)
             .await
@@ -274,6 +279,7 @@ impl TestApi {
             admin,
             admin_token,
             round_trips,
+            token_keys,
         }
     }
 
@@ -364,6 +370,7 @@ impl TestApi {
             admin: self.admin.clone(),
             admin_token: self.admin_token.clone(),
             round_trips: self.round_trips.clone(),
+            token_keys: self.token_keys.clone(),
         }
     }
 
@@ -456,7 +463,13 @@ impl TestApi {
     }
 
     pub async fn send(&self, request: Request) -> Answer {
-        let response = local_api::dispatch(&self.ctx, &self.router, request).await;
+        // On a task of its own, as the runner serves each connection: the handler is then
+        // polled from the runtime, not from deep inside a long test's own futures (whose stack
+        // a debug build's large poll frames would exhaust).
+        let (ctx, router) = (self.ctx.clone(), self.router.clone());
+        let response = tokio::spawn(async move { local_api::dispatch(&ctx, &router, request).await })
+            .await
+            .expect("the handler's task");
         let (parts, body) = response.into_parts();
         let text = match body {
             Body::Text(text) => text,

@@ -58,10 +58,20 @@ const REVIEW_NAMES: &str = "one Query of reviews per scope the member sees (the 
 const LOGIN_BRAKE: &str = "the guessing brake charges each attempt with one conditional UpdateItem before the \
     password is checked, so that simultaneous guesses cannot all get through; a successful login gives it back \
     in the session's transaction";
+const LOCKOUT: &str = "the lockout charges each attempt before the password is checked (a first attempt opens \
+    its window: a second conditional update), and the login answers the user's current token, read after the user \
+    item that names it";
 const COUNTER: &str = "the workspace family's integer ids come from an atomic counter: one UpdateItem per new \
     id before the transaction (a failed transaction only skips a number)";
 
 pub const EXCEPTIONS: &[Exception] = &[
+    Exception {
+        method: "POST",
+        route: "/api-auth/password/",
+        reads: 3,
+        writes: 3,
+        why: LOCKOUT,
+    },
     Exception {
         method: "POST",
         route: "/api/v1/auth/",
@@ -667,9 +677,42 @@ impl Run<'_> {
         self.measure(
             "user, self",
             "POST",
-            "/api/users/{uuid}/refresh_token/",
-            &format!("{path}refresh_token/"),
+            "/api/users/{uuid}/change_password/",
+            &format!("{path}change_password/"),
             bob_caller,
+            Some(json!({"new_password": "another secret 1"})),
+            2,
+        )
+        .await;
+        let refreshed = self
+            .measure(
+                "user, self",
+                "POST",
+                "/api/users/{uuid}/refresh_token/",
+                &format!("{path}refresh_token/"),
+                bob_caller,
+                None,
+                2,
+            )
+            .await;
+        let new_token = refreshed["token"].as_str().unwrap().to_owned();
+        self.measure(
+            "user",
+            "POST",
+            "/api-auth/logout/",
+            "/api-auth/logout/",
+            Caller::Token(&new_token),
+            None,
+            2,
+        )
+        .await;
+        let (doomed, _) = api.user("doomed", false, false).await;
+        self.measure(
+            "staff, a user without grants",
+            "DELETE",
+            route,
+            &format!("/api/users/{}/", doomed.uuid),
+            staff,
             None,
             2,
         )

@@ -259,9 +259,12 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         // here is another user, a member of P); visible to whoever shares a scope with them.
         ("POST", "/api/users/") => guarded(STAFF, AUTHENTICATED),
         (_, "/api/users/{uuid}/") if read => visible(SEE_SCOPE),
-        ("PUT" | "PATCH", "/api/users/{uuid}/") | ("POST", "/api/users/{uuid}/refresh_token/") => {
+        ("PUT" | "PATCH" | "DELETE", "/api/users/{uuid}/")
+        | ("POST", "/api/users/{uuid}/refresh_token/" | "/api/users/{uuid}/change_password/") => {
             guarded(STAFF, SEE_SCOPE)
         }
+        // Logout ends the caller's own token (and the matrix gives the actor a new one).
+        ("POST", "/api-auth/logout/") => authenticated(),
         // Permission listings: a grant is seen by whoever sees its scope; the permission check
         // of another user is for staff and support (README).
         (_, "/api/permissions/check/") if read => guarded(STAFF_SUPPORT, AUTHENTICATED),
@@ -404,7 +407,8 @@ impl Ids {
 /// P), an invitation and a request on P, pending reviews of C and P, and workspaces.
 struct World {
     api: TestApi,
-    tokens: HashMap<Actor, String>,
+    /// Behind a lock: a logout cell ends the actor's token, and the actor gets a new one.
+    tokens: std::sync::Mutex<HashMap<Actor, String>>,
     users: HashMap<Actor, User>,
     ids: Ids,
     customer_url: String,
@@ -436,7 +440,7 @@ impl World {
             .await
             .expect("set the password");
         let mut world = World {
-            tokens,
+            tokens: std::sync::Mutex::new(tokens),
             users,
             ids: Ids::default(),
             customer_url: String::new(),
@@ -487,7 +491,7 @@ impl World {
             .await;
         world.ids.project_review = world.open_review(ContentType::Project, &world.ids.project).await;
 
-        let owner_token = world.tokens[&Owner].clone();
+        let owner_token = world.tokens.lock().unwrap()[&Owner].clone();
         let workspace = world.new_workspace_of(&owner_token, "Main workspace").await;
         for actor in [Expired, Member, Manager, ProjectAdmin] {
             world.share_workspace(actor, workspace, &owner_token).await;
@@ -497,9 +501,24 @@ impl World {
             .await;
         world.ids.workspace = workspace.to_string();
         world.ids.workspace_permission = victim_permission.to_string();
-        let other_token = world.tokens[&OtherOwner].clone();
+        let other_token = world.tokens.lock().unwrap()[&OtherOwner].clone();
         world.new_workspace_of(&other_token, "Other workspace").await;
         world
+    }
+
+    /// A new token for an actor whose token a cell ended.
+    async fn renew_token(&self, actor: Actor) {
+        let Some(user) = self.users.get(&actor) else {
+            return;
+        };
+        let user = shared::users::get(self.api.store(), &user.uuid)
+            .await
+            .expect("read the actor")
+            .expect("the actor exists");
+        let token = shared::users::issue_token(self.api.store(), None, &user, &shared::time::now())
+            .await
+            .expect("a new token");
+        self.tokens.lock().unwrap().insert(actor, token);
     }
 
     fn next(&self) -> usize {
@@ -510,7 +529,7 @@ impl World {
         match actor {
             Anonymous => None,
             BadToken => Some(BAD_TOKEN.to_owned()),
-            actor => Some(self.tokens[&actor].clone()),
+            actor => Some(self.tokens.lock().unwrap()[&actor].clone()),
         }
     }
 
@@ -718,7 +737,7 @@ impl World {
     /// victim's permission).
     async fn new_workspace(&self, actor: Actor) -> (i64, i64) {
         let owner_token = if actor == Owner {
-            self.tokens[&Owner].clone()
+            self.tokens.lock().unwrap()[&Owner].clone()
         } else {
             self.workspace_owner_token.clone()
         };
@@ -824,6 +843,16 @@ impl World {
             })),
             ("PATCH", "/api/users/{uuid}/") => Some(json!({"first_name": self.victim.first_name})),
             ("POST", "/api/users/{uuid}/refresh_token/") => None,
+            ("POST", "/api-auth/logout/") => None,
+            ("DELETE", "/api/users/{uuid}/") | ("POST", "/api/users/{uuid}/change_password/") => {
+                // A user of P of its own, as the victim is.
+                let victim = self.new_user("deleted").await;
+                self.api
+                    .grant(&self.project_path(), &victim.uuid, MEMBER_ROLE)
+                    .await;
+                ids.user = victim.uuid.to_string();
+                (method == "POST").then(|| json!({"new_password": "matrix secret 1"}))
+            }
             ("POST", "/api/user-group-invitations/") => {
                 Some(json!({"scope": self.project_url, "role": self.ids.role}))
             }
@@ -911,6 +940,9 @@ async fn run_cell(world: &World, method: &str, template: &str, actor: Actor) -> 
         .call(method, &path, world.token(actor).as_deref(), body)
         .await;
     let allowed = status_ok(answer.status);
+    if allowed && template == "/api-auth/logout/" {
+        world.renew_token(actor).await;
+    }
     let matches = match expected {
         Expect::Allow => allowed,
         Expect::Deny(status) => answer.status == status,

@@ -213,3 +213,35 @@ async fn a_write_whose_answer_is_lost_is_applied_once() {
         .count();
     assert_eq!(newcomer_grants, 1, "the grant is there once: {}", members.text);
 }
+
+/// A user deletion cut short anywhere (here: every write's answer lost, so the request gives up
+/// after its first step) leaves the user closed, and the next DELETE finishes it exactly.
+#[tokio::test]
+async fn a_user_deletion_cut_short_is_finished_by_the_next() {
+    let proxy = FaultProxy::start(dynamodb_endpoint()).await;
+    let api = TestApi::through(&proxy.endpoint).await;
+    let (customer, _) = api.customer_with_project("Org", "P0").await;
+    let (doomed, token) = api.user("doomed", false, false).await;
+    for i in 1..=20 {
+        let body = json!({"name": format!("P{i}"), "customer": customer["url"]});
+        let project = api
+            .call("POST", "/api/projects/", Some(&api.admin_token), Some(body))
+            .await;
+        let path = format!("/api/projects/{}/", project.json["uuid"].as_str().unwrap());
+        api.grant(&path, &doomed.uuid, "PROJECT.MEMBER").await;
+    }
+    let path = format!("/api/users/{}/", doomed.uuid);
+    proxy.set(Fault::LoseWriteAnswers);
+    let cut = api.call("DELETE", &path, Some(&api.admin_token), None).await;
+    proxy.set(Fault::None);
+    assert_eq!(cut.status, 503, "{}", cut.text);
+    let me = api.call("GET", "/api/users/me/", Some(&token), None).await;
+    assert_eq!(me.status, 401, "closed from the first step on");
+    let finished = api.call("DELETE", &path, Some(&api.admin_token), None).await;
+    assert_eq!(finished.status, 204, "{}", finished.text);
+    assert_eq!(
+        api.call("GET", &path, Some(&api.admin_token), None).await.status,
+        404
+    );
+    assert_consistent(&api).await;
+}

@@ -180,10 +180,10 @@ async fn authentication_errors_use_drf_texts() {
     let api = TestApi::new().await;
     let cases = [
         ("Token nope", "Invalid token."),
-        ("Token", "Invalid token header. No credentials provided."),
+        ("Token", "Invalid token. No credentials provided."),
         (
             "Token a b",
-            "Invalid token header. Token string should not contain spaces.",
+            "Invalid token. Token string should not contain spaces.",
         ),
     ];
     for (header, detail) in cases {
@@ -781,6 +781,7 @@ async fn an_unreachable_store_answers_503_quickly() {
         admin: api.admin.clone(),
         admin_token: api.admin_token.clone(),
         round_trips: api.round_trips.clone(),
+        token_keys: api.token_keys.clone(),
     };
     let started = Instant::now();
     let answer = dead.call("GET", "/api/roles/", None, None).await;

@@ -51,8 +51,10 @@ impl Write for LogSink {
 fn stored_hashes(items: &[Value]) -> Vec<String> {
     let mut hashes = Vec::new();
     for item in items {
-        if let Some(hash) = item["password_hash"].as_str() {
-            hashes.push(hash.to_owned());
+        for attribute in ["password_hash", "sealed"] {
+            if let Some(hash) = item[attribute].as_str() {
+                hashes.push(hash.to_owned());
+            }
         }
         let pk = item["PK"].as_str().unwrap_or_default();
         for prefix in ["TOKEN#", "SESSION#"] {
@@ -184,7 +186,10 @@ async fn secrets_are_stored_hashed_and_never_shown_or_logged() {
         );
     }
     let keys: Vec<&str> = items.iter().filter_map(|item| item["PK"].as_str()).collect();
-    assert!(keys.contains(&format!("TOKEN#{}", token_hash(&rotated_token)).as_str()));
+    // Tokens are found by a keyed hash (the key is not in the table) and kept sealed.
+    let keyed = api.store().token_keys().hash(&rotated_token);
+    assert!(keys.contains(&format!("TOKEN#{keyed}").as_str()));
+    assert!(!keys.contains(&format!("TOKEN#{}", token_hash(&rotated_token)).as_str()));
     assert!(keys.contains(&format!("SESSION#{}", token_hash(&session)).as_str()));
     let password_hash = items
         .iter()

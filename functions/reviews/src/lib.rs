@@ -43,7 +43,7 @@ fn model(kind: ContentType) -> &'static str {
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
-    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     let user = principal.require_user()?;
     let segments = request.segments().ok_or_else(http::no_route)?;
     let readable = matches!(request.method, Method::GET | Method::HEAD);

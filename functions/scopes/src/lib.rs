@@ -37,7 +37,7 @@ pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
-    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     let user = principal.require_user()?;
     let segments = request.segments().ok_or_else(http::no_route)?;
     let method = &request.method;

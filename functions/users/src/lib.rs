@@ -1,6 +1,7 @@
 //! `/api/users/` (with Waldur's `field=` selection, including `customer_permissions` and
-//! `project_permissions`), `/api/users/me/`, `/api/users/{uuid}/refresh_token/`, and the
-//! password login `POST /api-auth/password/`.
+//! `project_permissions`), `/api/users/me/`, `/api/users/{uuid}/refresh_token/`,
+//! `change_password/`, `DELETE /api/users/{uuid}/`, and the password login and logout
+//! `POST /api-auth/password/`, `POST /api-auth/logout/`.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -35,7 +36,11 @@ const FIELDS: &[&str] = &[
     "date_joined",
     "customer_permissions",
     "project_permissions",
+    "token",
+    "token_lifetime",
 ];
+/// Shown only in the answer about the caller themself (Waldur's rule), never in a list.
+const OWN_FIELDS: &[&str] = &["token", "token_lifetime"];
 /// Shown only to staff and support, as in Waldur.
 const PRIVILEGED_FIELDS: &[&str] = &["is_staff", "is_support", "is_active"];
 
@@ -49,32 +54,51 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         return match request.method {
             Method::POST => {
                 // A bad token sent along with a login is refused like everywhere else (DRF).
-                auth::authenticate(&ctx.store, request.authorization()).await?;
+                auth::authenticate(&ctx.store, request.credentials()).await?;
                 password_login(ctx, request).await
             }
             _ => Err(http::method_not_allowed(request, &["POST"])),
         };
     }
-    let principal = auth::authenticate(&ctx.store, request.authorization()).await?;
+    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     let caller = principal.require_user()?;
     let method = &request.method;
     match segments.as_slice() {
+        ["api-auth", "logout"] => match *method {
+            Method::POST => {
+                users::logout(&ctx.store, caller, &time::now()).await?;
+                Ok(http::empty(StatusCode::NO_CONTENT))
+            }
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
         ["api", "users"] => match *method {
             Method::GET | Method::HEAD => list(ctx, request, caller).await,
             Method::POST => create(ctx, request, caller).await,
             _ => Err(http::method_not_allowed(request, &["GET", "POST", "HEAD"])),
         },
         ["api", "users", "me"] => match *method {
-            Method::GET | Method::HEAD => retrieve(ctx, request, caller, &caller.uuid.to_string()).await,
+            Method::GET | Method::HEAD => {
+                let mut response = retrieve(ctx, request, caller, &caller.uuid.to_string()).await?;
+                // The official client counts `me` by HEAD, as a list of one.
+                response
+                    .headers_mut()
+                    .insert("x-result-count", lambda_http::http::HeaderValue::from_static("1"));
+                Ok(response)
+            }
             _ => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
         },
         ["api", "users", uuid] => match *method {
             Method::GET | Method::HEAD => retrieve(ctx, request, caller, uuid).await,
             Method::PUT | Method::PATCH => update(ctx, request, caller, uuid).await,
+            Method::DELETE => delete(ctx, caller, uuid).await,
             _ => Err(http::method_not_allowed(
                 request,
-                &["GET", "PUT", "PATCH", "HEAD"],
+                &["GET", "PUT", "PATCH", "DELETE", "HEAD"],
             )),
+        },
+        ["api", "users", uuid, "change_password"] => match *method {
+            Method::POST => change_password(ctx, request, caller, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
         },
         ["api", "users", uuid, "refresh_token"] => match *method {
             Method::POST => refresh_token(ctx, caller, uuid).await,
@@ -98,7 +122,14 @@ async fn password_login(ctx: &Context, request: &ApiRequest) -> Result<Response<
     let (Some(username), Some(password)) = (username, password) else {
         return Err(Error::Invalid(errors));
     };
-    let token = users::login(&ctx.store, username.trim(), &password, &time::now()).await?;
+    let token = users::login(
+        &ctx.store,
+        username.trim(),
+        &password,
+        request.source_ip(),
+        &time::now(),
+    )
+    .await?;
     Ok(http::json(StatusCode::OK, &json!({ "token": token })))
 }
 
@@ -179,7 +210,10 @@ async fn visible_user(
     let key = User::key(&uuid);
     let (access, mut fetched) =
         Access::load_with(&ctx.store, &ctx.roles, caller, now, std::slice::from_ref(&key)).await?;
-    let user: User = fetched.take(&key.0, &key.1)?.ok_or_else(not_found)?;
+    let user: User = fetched
+        .take(&key.0, &key.1)?
+        .filter(|u: &User| !u.deleting || access.user.is_staff)
+        .ok_or_else(not_found)?;
     if access.sees_everything() || uuid == access.user.uuid {
         return Ok((access, user));
     }
@@ -198,10 +232,57 @@ async fn retrieve(
 ) -> Result<Response<Body>> {
     let now = time::now();
     let (access, user) = visible_user(ctx, caller, uuid, &now).await?;
-    let view = View::new(request, &access, access.roles());
+    let view = View::new(request, &access, access.roles())
+        .about(ctx, caller, &user, &now)
+        .await?;
     Ok(http::json(
         StatusCode::OK,
         &view.render_one(ctx, &user, &now).await?,
+    ))
+}
+
+/// `DELETE /api/users/{uuid}/`: staff only (a plain user, even on themself, 403; a user one
+/// cannot see, 404). See `users::delete` for how the user's grants go.
+async fn delete(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, user) = visible_user(ctx, caller, uuid, &now).await?;
+    if !caller.is_staff {
+        return Err(Error::PermissionDenied);
+    }
+    users::delete(&ctx.store, caller, &user, &now).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /api/users/{uuid}/change_password/ {"new_password"}`, for staff and the user themself,
+/// with Waldur's rules for a new password. Every session of the user ends.
+async fn change_password(
+    ctx: &Context,
+    request: &ApiRequest,
+    caller: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, user) = visible_user(ctx, caller, uuid, &now).await?;
+    if !caller.is_staff && user.uuid != caller.uuid {
+        return Err(Error::PermissionDenied);
+    }
+    let body = request.json()?;
+    let empty = Map::new();
+    let object = shared::validate::object(body.as_ref(), &empty)?;
+    let mut errors = FieldErrors::default();
+    let password = shared::validate::string(object, "new_password", 128, true, false, &mut errors);
+    if let Some(password) = &password {
+        for problem in users::password_problems(password) {
+            errors.add("new_password", problem);
+        }
+    }
+    let Some(password) = password.filter(|_| errors.is_empty()) else {
+        return Err(Error::Invalid(errors));
+    };
+    users::set_password(&ctx.store, Some(caller), &user, &password, &now).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"detail": "Password has been successfully updated."}),
     ))
 }
 
@@ -239,7 +320,9 @@ async fn update(
         caller.is_staff,
     )?;
     let updated = users::update(&ctx.store, caller, &user, &input, &now).await?;
-    let view = View::new(request, &access, access.roles());
+    let view = View::new(request, &access, access.roles())
+        .about(ctx, caller, &updated, &now)
+        .await?;
     Ok(http::json(
         StatusCode::OK,
         &view.render_one(ctx, &updated, &now).await?,
@@ -256,8 +339,21 @@ async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<R
         return Err(Error::PermissionDenied);
     }
     let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
-    let token = users::issue_token(&ctx.store, Some(caller), &user, &time::now()).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "token": token })))
+    let now = time::now();
+    let token = users::issue_token(&ctx.store, Some(caller), &user, &now).await?;
+    // Waldur's UserAuthToken, as the official client parses it.
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({
+            "created": time::wire(&now),
+            "token": token,
+            "user_first_name": user.first_name,
+            "user_last_name": user.last_name,
+            "user_username": user.username,
+            "user_is_active": user.is_active,
+            "user_token_lifetime": user.token_lifetime,
+        }),
+    ))
 }
 
 struct View<'a> {
@@ -266,6 +362,8 @@ struct View<'a> {
     roles: &'a RoleSet,
     /// Who reads: permission rows show only grants on scopes the reader can see.
     reader: &'a Access,
+    /// When the answer is about the caller themself: their token (if valid) and its lifetime.
+    own: Option<(Id, Option<String>, Option<i64>)>,
 }
 
 impl<'a> View<'a> {
@@ -282,7 +380,24 @@ impl<'a> View<'a> {
             fields,
             roles,
             reader: access,
+            own: None,
         }
+    }
+
+    /// Shows `token` and `token_lifetime` if `user` is the caller: the token the request came
+    /// with, or (a session, impersonation) the user's current one.
+    async fn about(mut self, ctx: &Context, caller: &AuthUser, user: &User, now: &Timestamp) -> Result<Self> {
+        if user.uuid != caller.uuid {
+            return Ok(self);
+        }
+        let token = match &caller.token {
+            Some(token) => Some(token.expose().to_owned()),
+            None => users::current_token(&ctx.store, user, now)
+                .await?
+                .map(|(token, _)| token),
+        };
+        self.own = Some((user.uuid, token, user.token_lifetime));
+        Ok(self)
     }
 
     fn wants_permissions(&self) -> bool {
@@ -330,7 +445,18 @@ impl<'a> View<'a> {
                 "is_active" => json!(user.is_active),
                 "date_joined" => json!(time::parse_stored(&user.date_joined).map(|t| time::wire(&t))),
                 "customer_permissions" => json!(customer_rows),
-                _ => json!(project_rows),
+                "project_permissions" => json!(project_rows),
+                own if OWN_FIELDS.contains(&own) => match &self.own {
+                    Some((uuid, token, lifetime)) if *uuid == user.uuid => {
+                        if own == "token" {
+                            json!(token)
+                        } else {
+                            json!(lifetime)
+                        }
+                    }
+                    _ => continue,
+                },
+                _ => continue,
             };
             object.insert((*field).to_owned(), value);
         }

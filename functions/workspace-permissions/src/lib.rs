@@ -29,13 +29,8 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
     let segments = request.segments().ok_or_else(http::no_route)?;
     let method = &request.method;
     let now = time::now();
-    let principal = sessions::principal(
-        &ctx.store,
-        request.authorization(),
-        request.header("cookie"),
-        &now,
-    )
-    .await;
+    let principal =
+        sessions::principal(&ctx.store, request.credentials(), request.header("cookie"), &now).await;
     match segments.as_slice() {
         ["api", "v1", "auth"] => match *method {
             Method::GET | Method::HEAD => Ok(http::json(

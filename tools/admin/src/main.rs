@@ -13,9 +13,12 @@ const USAGE: &str = "\
 usage: admin <command> [options]   (TABLE_NAME and the AWS environment select the table)
 
   bootstrap [--create-table] [--seed-roles] [--staff-user NAME] [--token-file PATH]
+            [--token-lifetime SECONDS|null]
       Idempotent set-up of a fresh deployment. With --staff-user, makes sure NAME exists and is
-      staff; the token in PATH is kept while it is still NAME's, otherwise a new one is issued
-      and written there. The token is printed on the last line.
+      staff (a new one with the token lifetime given, null by default: its token never
+      expires); the token in PATH is kept while it is still NAME's valid token, otherwise a new
+      one is issued and written there. The token is printed on the last line.
+  new-token-key [ID]        prints a new token key ID=SECRET, for TOKEN_KEYS (no table needed)
   create-table
   seed-roles
   create-user --username NAME [--email ADDRESS] [--first-name X] [--last-name Y] [--staff] [--support]
@@ -38,6 +41,11 @@ async fn main() -> ExitCode {
 async fn run(args: &[String]) -> Result<(), String> {
     let (command, rest) = args.split_first().ok_or(USAGE)?;
     let flags = Flags::parse(rest)?;
+    if command == "new-token-key" {
+        let id = flags.positional().unwrap_or("k1");
+        println!("{id}={}", shared::secrets::random_secret());
+        return Ok(());
+    }
     let store = Store::from_env().await.map_err(|e| e.to_string())?;
     let outcome = match command.as_str() {
         "bootstrap" => bootstrap(&store, &flags).await,
@@ -114,19 +122,36 @@ async fn bootstrap(store: &Store, flags: &Flags) -> Result<()> {
         Some(user) if user.is_staff => user,
         Some(user) => users::make_staff(store, None, &user, &now).await?,
         None => {
+            let token_lifetime = match flags.value("--token-lifetime") {
+                None | Some("null") => None,
+                Some(seconds) => Some(
+                    seconds
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|s| *s >= users::MIN_TOKEN_LIFETIME)
+                        .ok_or_else(|| {
+                            shared::Error::internal("--token-lifetime: seconds (60 or more) or null")
+                        })?,
+                ),
+            };
             let new = NewUser {
                 username: username.to_owned(),
                 is_staff: true,
+                token_lifetime,
                 ..NewUser::default()
             };
             users::create(store, None, new, &now).await?
         }
     };
     let token_file = flags.value("--token-file");
+    let current = users::current_token(store, &user, &now)
+        .await?
+        .map(|(token, _)| token);
+    // The file's token is kept while it is the user's token and has not expired.
     let kept = token_file
         .and_then(|path| std::fs::read_to_string(path).ok())
         .map(|text| text.trim().to_owned())
-        .filter(|token| users::token_belongs_to(&user, token));
+        .filter(|token| current.as_ref() == Some(token));
     let token = match kept {
         Some(token) => token,
         None => {
@@ -160,6 +185,7 @@ async fn create_user(store: &Store, flags: &Flags) -> Result<()> {
         last_name: text("--last-name"),
         is_staff: flags.has("--staff"),
         is_support: flags.has("--support"),
+        token_lifetime: users::default_token_lifetime(),
         ..NewUser::default()
     };
     let user = users::create(store, None, new, &time::now()).await?;

@@ -11,7 +11,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_http::http::Method;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_yaml::Value;
 use shared::Context;
 use tokio::net::TcpListener;
@@ -188,12 +188,12 @@ pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Respo
 /// functions: each request goes to the function its route names.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, router: Arc<Router>) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         let (router, ctx) = (router.clone(), ctx.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let (router, ctx) = (router.clone(), ctx.clone());
-                async move { answer(&ctx, &router, request).await }
+                async move { answer(&ctx, &router, request, peer).await }
             });
             if let Err(err) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -209,6 +209,7 @@ async fn answer(
     ctx: &Context,
     router: &Router,
     request: hyper::Request<Incoming>,
+    peer: std::net::SocketAddr,
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
@@ -242,7 +243,12 @@ async fn answer(
         Ok(text) => Body::Text(text),
         Err(binary) => Body::Binary(binary.into_bytes()),
     };
-    let response = dispatch(ctx, router, lambda_http::Request::from_parts(parts, body)).await;
+    // As API Gateway does, the function learns the caller's address from the request context.
+    let mut context = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(peer.ip().to_string());
+    let request = lambda_http::Request::from_parts(parts, body)
+        .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(context));
+    let response = dispatch(ctx, router, request).await;
     let (parts, body) = response.into_parts();
     tracing::info!(%method, %path, status = parts.status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64);
     let bytes = match body {
