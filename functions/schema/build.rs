@@ -12,4 +12,14 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("openapi.yaml"), &yaml).unwrap();
     std::fs::write(out.join("openapi.json"), document.to_string()).unwrap();
+    // The routes, "METHOD path" a line, for answering requests that no route serves.
+    let mut routes = String::new();
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+            if ["get", "put", "post", "delete", "head", "patch"].contains(&method.as_str()) {
+                routes.push_str(&format!("{} {path}\n", method.to_ascii_uppercase()));
+            }
+        }
+    }
+    std::fs::write(out.join("routes.txt"), routes).unwrap();
 }

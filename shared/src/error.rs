@@ -15,6 +15,8 @@ pub enum Error {
     NotAuthenticated(String),
     /// 403: the caller sees the object but may not act on it.
     PermissionDenied,
+    /// 403 with a text of its own (Waldur's hand-written refusals).
+    Forbidden(String),
     /// 404: missing or invisible; the text is Waldur's `No <Model> matches the given query.`
     NotFound(String),
     /// 400 with per-field messages (`{"field": ["msg"]}`).
@@ -73,6 +75,7 @@ impl fmt::Display for Error {
             | Error::NotFound(m)
             | Error::Malformed(m)
             | Error::Conflict(m)
+            | Error::Forbidden(m)
             | Error::Throttled(m)
             | Error::Unavailable(m)
             | Error::Internal(m)

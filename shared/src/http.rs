@@ -343,6 +343,7 @@ pub fn error_response(error: &Error) -> Response<Body> {
             response
         }
         Error::PermissionDenied => detail(StatusCode::FORBIDDEN, PERMISSION_DENIED),
+        Error::Forbidden(text) => detail(StatusCode::FORBIDDEN, text),
         Error::NotFound(text) => detail(StatusCode::NOT_FOUND, text),
         Error::Invalid(errors) => {
             let body: serde_json::Map<String, Value> = errors

@@ -25,6 +25,7 @@ use crate::users::User;
 /// Invitations stop accepting requests four weeks after they were made.
 pub const LIFETIME: Duration = Duration::weeks(4);
 pub const VALID_STATES_PENDING: &str = "Valid states for operation: pending.";
+pub const REQUEST_EXISTS: &str = "Permission request already exists for this scope.";
 const TEMPLATE_PLACEHOLDERS: [&str; 3] = ["email", "full_name", "username"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,7 +204,8 @@ impl RequestItem {
     }
 }
 
-/// At most one open request per (invitation, user).
+/// At most one open request per (scope, user), whichever invitation it came through (unless the
+/// invitation allows several).
 #[derive(Serialize, Deserialize)]
 struct OpenRequestMarker {
     #[serde(rename = "PK")]
@@ -222,8 +224,12 @@ fn request_key(uuid: &Id) -> String {
     format!("REQUEST#{uuid}")
 }
 
-fn marker_sort(user: &Id) -> String {
-    format!("REQUEST#{user}")
+/// The key of the marker that keeps one open request per (scope, user).
+fn open_request_key(scope_type: ContentType, scope: &Id, user: &Id) -> (String, String) {
+    (
+        format!("OPENREQUEST#{}#{scope}", scope_type.as_str()),
+        format!("USER#{user}"),
+    )
 }
 
 /// Checks a project name template: only `{username}`, `{email}` and `{full_name}`.
@@ -601,10 +607,11 @@ pub async fn submit(
     let marker = if invitation.allow_multiple_requests {
         None
     } else {
+        let (pk, sk) = open_request_key(invitation.scope_type, &invitation.scope_uuid, &requester.uuid);
         Some(tx.put(
             &OpenRequestMarker {
-                pk: invitation_key(&invitation.uuid),
-                sk: marker_sort(&requester.uuid),
+                pk,
+                sk,
                 entity: "open_request".into(),
                 request_uuid: request.uuid,
             },
@@ -638,9 +645,7 @@ pub async fn submit(
             auto_approved: approval.is_some(),
             project_created: approval.as_ref().is_some_and(|(a, _)| a.new_project.is_some()),
         }),
-        Err(TxError::ConditionFailed(i)) if Some(i) == marker => {
-            Err(Error::rejected("Request has been created already."))
-        }
+        Err(TxError::ConditionFailed(i)) if Some(i) == marker => Err(Error::rejected(REQUEST_EXISTS)),
         Err(TxError::ConditionFailed(i)) if i == invitation_active => {
             Err(Error::rejected("Only pending invitation can be requested."))
         }
@@ -944,9 +949,10 @@ pub async fn cancel_request(
 
 /// Frees the (invitation, user) slot, but only if it is this request's.
 fn delete_marker(tx: &mut Transaction<'_>, request: &PermissionRequest) -> Result<usize> {
+    let (pk, sk) = open_request_key(request.scope_type, &request.scope_uuid, &request.created_by);
     tx.delete(
-        &invitation_key(&request.invitation_uuid),
-        &marker_sort(&request.created_by),
+        &pk,
+        &sk,
         Some(
             Expr::new("attribute_not_exists(PK) OR request_uuid = :request")
                 .value(":request", s(request.uuid.to_string())),

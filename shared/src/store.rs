@@ -545,6 +545,10 @@ impl Transaction<'_> {
     /// Commits, retrying with jittered backoff while DynamoDB cancels the transaction for a
     /// conflict with another one in flight (the counters make those common under load).
     pub async fn commit(self) -> Result<(), TxError> {
+        // One token for every attempt of this transaction: an attempt that committed but whose
+        // answer was lost (a timeout, a broken connection) is answered as committed when it is
+        // sent again, never as the failure of its own conditions.
+        let idempotency = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -553,6 +557,7 @@ impl Transaction<'_> {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(self.actions.clone()))
+                .client_request_token(idempotency.as_str())
                 .send()
                 .await;
             let err = match result {

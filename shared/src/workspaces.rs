@@ -15,6 +15,7 @@ use crate::store::{Expr, Store, Transaction, TxError, b, n, s};
 use crate::time::{self, Timestamp};
 use crate::users::{self, User};
 
+pub const TRANSFER_LOST: &str = "The ownership changed meanwhile; nothing was transferred.";
 /// A transfer touches three items per workspace; a transaction holds at most 100 actions.
 pub const MAX_TRANSFER: usize = 32;
 
@@ -55,6 +56,10 @@ pub struct Workspace {
     /// committed after the delete read the permissions makes the delete fail, not orphan it.
     #[serde(default)]
     pub shares: i64,
+    /// Who owned the workspace before its last transfer: a request of theirs that read the
+    /// workspace after it lost a race to that transfer is told so (409), not refused (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_owner_user_pk: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +164,7 @@ pub async fn create(
         owner_user_pk: owner.pk,
         created: time::storage(now),
         shares: 0,
+        previous_owner_user_pk: None,
     };
     let permission = Permission {
         pk: users::next_number(store, "WORKSPACE_PERMISSION").await?,
@@ -495,7 +501,9 @@ pub async fn transfer(
         tx.update(
             &key,
             "#META",
-            Expr::new("SET owner_user_pk = :new").value(":new", n(new_owner.pk)),
+            Expr::new("SET owner_user_pk = :new, previous_owner_user_pk = :previous")
+                .value(":new", n(new_owner.pk))
+                .value(":previous", n(workspace.owner_user_pk)),
             Some(owned_by(workspace.owner_user_pk)),
         )?;
         let previous = permissions.iter().find(|p| p.user == workspace.owner_user_pk);
@@ -581,9 +589,7 @@ pub async fn transfer(
     }
     match tx.commit().await {
         Ok(()) => Ok(result),
-        Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(
-            "The ownership changed meanwhile; nothing was transferred.".into(),
-        )),
+        Err(TxError::ConditionFailed(_)) => Err(Error::Conflict(TRANSFER_LOST.into())),
         Err(err) => Err(err.into()),
     }
 }

@@ -495,6 +495,16 @@ impl TestApi {
     }
 }
 
+/// Every answer of a race must be one of `allowed`; the others are printed, status and body.
+pub fn assert_race(answers: &[Answer], allowed: &[u16], what: &str) {
+    let unexpected: Vec<(u16, &str)> = answers
+        .iter()
+        .filter(|a| !allowed.contains(&a.status))
+        .map(|a| (a.status, a.text.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "{what}: unexpected answers {unexpected:?}");
+}
+
 pub async fn make_user(store: &Store, username: &str, is_staff: bool, is_support: bool) -> (User, String) {
     let now = shared::time::now();
     let new = NewUser {

@@ -854,6 +854,36 @@ impl Run<'_> {
             )
             .await;
         let path = format!("{collection}{}/", invitation["uuid"].as_str().unwrap());
+        // The projects a customer invitation offers.
+        let project = api
+            .call(
+                "GET",
+                project_url.trim_start_matches("http://testserver"),
+                Some(&api.admin_token),
+                None,
+            )
+            .await;
+        let offer = json!({"scope": project.json["customer"], "role": "afab8022f4df457fba97346cd4c6a4a1"});
+        let customer_invitation = api
+            .call("POST", collection, Some(&api.admin_token), Some(offer))
+            .await;
+        assert_eq!(customer_invitation.status, 201, "{}", customer_invitation.text);
+        let projects = format!(
+            "{collection}{}/projects/",
+            customer_invitation.json["uuid"].as_str().unwrap()
+        );
+        for method in ["GET", "HEAD"] {
+            self.measure(
+                "owner",
+                method,
+                "/api/user-group-invitations/{uuid}/projects/",
+                &projects,
+                owner_caller,
+                None,
+                3,
+            )
+            .await;
+        }
         self.measure(
             "owner",
             "GET",

@@ -506,10 +506,19 @@ impl World {
                     (user.uuid, token)
                 };
                 let before = self.holds(&target, &role).await;
-                self.submit(&token, &invitation).await;
+                let submitted = self.submit(&token, &invitation).await;
+                assert_eq!(submitted.status, 200, "{cell:?}: {}", submitted.text);
                 let obtained = !before && self.holds(&target, &role).await;
-                if obtained && cell.path == Path::AutoApproveSelf {
-                    self.take_back(&target, &role).await;
+                if cell.path == Path::AutoApproveSelf {
+                    if obtained {
+                        self.take_back(&target, &role).await;
+                    } else {
+                        // Withdrawn, so that the actor's next request of P is decided anew
+                        // (one open request per scope and user).
+                        let request = text(&submitted.json["uuid"]);
+                        let path = format!("/api/user-permission-requests/{request}/cancel_request/");
+                        self.api.call("POST", &path, Some(&token), Some(json!({}))).await;
+                    }
                 }
                 obtained
             }

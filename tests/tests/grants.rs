@@ -753,6 +753,8 @@ async fn a_role_deleted_while_granted_is_never_granted() {
     let path = w.project_path();
     let grants = join_all(users.iter().map(|u| w.grant(&admin, &path, u, "PROJECT.TEMP")));
     let (grants, delete) = tokio::join!(grants, w.api.call("DELETE", &role_path, Some(&admin), None));
+    integration_tests::assert_race(&grants, &[201, 400], "grants racing the role's delete");
+    integration_tests::assert_race(std::slice::from_ref(&delete), &[204, 400], "the delete");
     let granted = grants.iter().filter(|a| a.status == 201).count();
     let listed = get(
         &w.api,

@@ -241,7 +241,16 @@ async fn cancel_and_submit() {
         .await;
     assert_eq!(
         (again.status, &again.json),
-        (400, &json!(["Request has been created already."]))
+        (400, &json!(["Permission request already exists for this scope."]))
+    );
+    // Through another invitation for the same scope, too.
+    let other = w
+        .invite(json!({"scope": w.project_url, "role": ADMIN_ROLE}))
+        .await;
+    let through_other = w.submit(&bob_token, &other).await;
+    assert_eq!(
+        (through_other.status, &through_other.json),
+        (400, &json!(["Permission request already exists for this scope."]))
     );
 
     let path = format!("/api/user-group-invitations/{invitation}/cancel/");
@@ -364,9 +373,13 @@ async fn requests_are_approved_rejected_and_canceled() {
     assert_eq!(second.status, 200, "{}", second.text);
     let second = second.json["uuid"].as_str().unwrap().to_owned();
     let cancel_path = format!("/api/user-permission-requests/{second}/cancel_request/");
+    let by_owner = w.post(&w.owner_token, &cancel_path, None).await;
     assert_eq!(
-        w.post(&w.owner_token, &cancel_path, None).await.status,
-        403,
+        (by_owner.status, &by_owner.json),
+        (
+            403,
+            &json!({"detail": "You can only cancel your own permission requests."})
+        ),
         "only the requester or staff cancel"
     );
     let canceled = w.post(&dave_token, &cancel_path, None).await;

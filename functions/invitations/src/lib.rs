@@ -39,6 +39,9 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
             create_invitation(ctx, request, user).await
         }
         ["api", "user-group-invitations", uuid] if readable => retrieve_invitation(ctx, request, uuid).await,
+        ["api", "user-group-invitations", uuid, "projects"] if readable => {
+            invitation_projects(ctx, request, uuid).await
+        }
         ["api", "user-group-invitations", uuid, "cancel"] if *method == Method::POST => {
             cancel_invitation(ctx, user, uuid).await
         }
@@ -348,6 +351,29 @@ async fn retrieve_invitation(ctx: &Context, request: &ApiRequest, uuid: &str) ->
     ))
 }
 
+/// `GET …/{uuid}/projects/`: the projects of a customer invitation's customer, `{uuid, url}`
+/// each (paginated); a project invitation has none to offer: 404 with an empty body (Waldur).
+/// Like the invitation itself, open to any authenticated user.
+async fn invitation_projects(ctx: &Context, request: &ApiRequest, uuid: &str) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let invitation = find_invitation(ctx, uuid).await?;
+    if invitation.scope_type != ContentType::Customer {
+        return Ok(http::empty(StatusCode::NOT_FOUND));
+    }
+    let mut projects = scopes::projects_of(&ctx.store, &invitation.customer_uuid).await?;
+    projects.sort_by(|a, b| a.created.cmp(&b.created));
+    let page = page::paginate(projects, &page_request)?;
+    Ok(http::page(
+        request,
+        page.map(|p| {
+            json!({
+                "uuid": p.uuid,
+                "url": request.url(&format!("/api/projects/{}/", p.uuid)),
+            })
+        }),
+    ))
+}
+
 async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
     let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(INVITATION))?;
@@ -638,7 +664,9 @@ async fn cancel_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Re
     let (_, found, fetched) = visible_request(ctx, user, uuid, &now, |_| Vec::new()).await?;
     let names = names_of(fetched)?;
     if found.created_by != user.uuid && !user.is_staff {
-        return Err(Error::PermissionDenied);
+        return Err(Error::Forbidden(
+            "You can only cancel your own permission requests.".into(),
+        ));
     }
     invitations::cancel_request(&ctx.store, user, &found, &now).await?;
     Ok(http::json(

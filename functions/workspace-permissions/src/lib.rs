@@ -491,7 +491,16 @@ async fn transfer(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Resul
     let mut listed = Vec::with_capacity(ids.len());
     for id in ids {
         let (workspace, permissions) = visible(ctx, user, &id.to_string(), NOT_FOUND_WORKSPACE).await?;
-        require_owner(user, &permissions)?;
+        let was_owner = permissions
+            .iter()
+            .any(|p| p.user_uuid == user.uuid && Some(p.user) == workspace.previous_owner_user_pk);
+        match require_owner(user, &permissions) {
+            // The caller owned it until a transfer that won the race against this one.
+            Err(Error::PermissionDenied) if was_owner => {
+                return Err(Error::Conflict(workspaces::TRANSFER_LOST.into()));
+            }
+            result => result?,
+        }
         listed.push((workspace, permissions));
     }
     let new_owner = users::find_by_email(&ctx.store, &new_owner)

@@ -52,6 +52,8 @@ impl std::error::Error for TemplateError {}
 #[derive(Debug, Clone)]
 pub struct Router {
     routes: Vec<Route>,
+    /// The function of the `$default` route, which gets every request no route serves.
+    fallback: Option<String>,
 }
 
 impl Router {
@@ -63,6 +65,7 @@ impl Router {
             .and_then(Value::as_mapping)
             .ok_or_else(|| TemplateError("template.yaml has no Resources".into()))?;
         let mut routes = Vec::new();
+        let mut fallback = None;
         for (name, resource) in resources {
             if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
                 continue;
@@ -92,10 +95,14 @@ impl Router {
                         .and_then(Value::as_str)
                         .ok_or_else(|| TemplateError(format!("{name}: an HttpApi event has no {key}")))
                 };
+                if property("Path")? == "$default" {
+                    fallback = Some(function.to_owned());
+                    continue;
+                }
                 routes.push(Route::new(property("Method")?, property("Path")?, function)?);
             }
         }
-        Ok(Router { routes })
+        Ok(Router { routes, fallback })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -163,7 +170,14 @@ impl Route {
 pub async fn dispatch(ctx: &Context, router: &Router, request: Request) -> Response<Body> {
     let function = router
         .find(request.method().as_str(), request.uri().path())
-        .map(|route| route.function.clone());
+        .map(|route| route.function.clone())
+        // API Gateway answers a CORS preflight itself; everything else unrouted goes to `$default`.
+        .or_else(|| {
+            router
+                .fallback
+                .clone()
+                .filter(|_| request.method() != Method::OPTIONS)
+        });
     // Boxed: each handler's future is large, and a match over all of them inline would be the
     // size of the largest on the caller's stack.
     match function.as_deref() {

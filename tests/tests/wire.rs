@@ -1,0 +1,146 @@
+//! Wire details of Waldur that operators' scripts depend on (issue "The rest of Waldur's
+//! listings ..."): DRF-style answers for what no route serves, and the texts of the request flow.
+
+use integration_tests::TestApi;
+use serde_json::json;
+
+#[tokio::test]
+async fn what_no_route_serves_answers_drf_style() {
+    let api = TestApi::new().await;
+    let token = Some(api.admin_token.as_str());
+    let cases = [
+        ("POST", "/api/users/me/", 405, Some("GET, HEAD")),
+        ("DELETE", "/api/roles/", 405, Some("GET, HEAD, POST")),
+        ("GET", "/api/nothing-here/", 404, None),
+        ("GET", "/api/users", 404, None),
+        ("PUT", "/", 404, None),
+    ];
+    for (method, path, status, allow) in cases {
+        let answer = api.call(method, path, token, None).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.text);
+        let detail = match status {
+            405 => format!("Method \"{method}\" not allowed."),
+            _ => "Not found.".to_owned(),
+        };
+        assert_eq!(answer.json, json!({ "detail": detail }), "{method} {path}");
+        if let Some(allow) = allow {
+            let mut methods: Vec<&str> = answer.header("allow").unwrap_or_default().split(", ").collect();
+            methods.sort_unstable();
+            assert_eq!(methods.join(", "), allow, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_customer_invitation_lists_its_customers_projects() {
+    let api = &TestApi::new().await;
+    let admin = Some(api.admin_token.as_str());
+    let (customer, first) = api.customer_with_project("Org", "First").await;
+    let body = json!({"name": "Second", "customer": customer["url"]});
+    let second = api.call("POST", "/api/projects/", admin, Some(body)).await;
+    let (_, other) = api.user("other", false, false).await;
+    let invite = |scope: &serde_json::Value, role: &str| {
+        let body = json!({"scope": scope, "role": role});
+        async move {
+            let answer = api
+                .call("POST", "/api/user-group-invitations/", admin, Some(body))
+                .await;
+            assert_eq!(answer.status, 201, "{}", answer.text);
+            answer.json["uuid"].as_str().unwrap().to_owned()
+        }
+    };
+    let offer = invite(&customer["url"], "afab8022f4df457fba97346cd4c6a4a1").await;
+    let path = format!("/api/user-group-invitations/{offer}/projects/?page_size=1");
+    let page = api.call("GET", &path, Some(&other), None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.header("x-result-count"), Some("2"));
+    assert_eq!(
+        page.json,
+        json!([{"uuid": first["uuid"], "url": first["url"]}]),
+        "the customer's projects, oldest first"
+    );
+    let rest = api
+        .call("GET", &format!("{}&page=2", path), Some(&other), None)
+        .await;
+    assert_eq!(rest.json[0]["uuid"], second.json["uuid"]);
+    let project_offer = invite(&first["url"], "9c9547bad0d742adafd4d54ef992e605").await;
+    let none = api
+        .call(
+            "GET",
+            &format!("/api/user-group-invitations/{project_offer}/projects/"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!((none.status, none.text.as_str()), (404, ""));
+}
+
+#[tokio::test]
+async fn the_request_flow_answers_the_2025_texts() {
+    let api = &TestApi::new().await;
+    let admin = Some(api.admin_token.as_str());
+    let (_, project) = api.customer_with_project("Org", "P").await;
+    let (_, bob) = api.user("bob", false, false).await;
+    let (_, carol) = api.user("carol", false, false).await;
+    let mut offers = Vec::new();
+    for role in [
+        "9c9547bad0d742adafd4d54ef992e605",
+        "85ae032608494d65a02605e5644767f3",
+    ] {
+        let body = json!({"scope": project["url"], "role": role});
+        let answer = api
+            .call("POST", "/api/user-group-invitations/", admin, Some(body))
+            .await;
+        offers.push(answer.json["uuid"].as_str().unwrap().to_owned());
+    }
+    let submit = |offer: &str, token: &str| {
+        let path = format!("/api/user-group-invitations/{offer}/submit_request/");
+        let token = token.to_owned();
+        async move { api.call("POST", &path, Some(&token), Some(json!({}))).await }
+    };
+    let first = submit(&offers[0], &bob).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    for offer in &offers {
+        let again = submit(offer, &bob).await;
+        assert_eq!(
+            (again.status, &again.json),
+            (400, &json!(["Permission request already exists for this scope."]))
+        );
+    }
+    let cancel = format!(
+        "/api/user-permission-requests/{}/cancel_request/",
+        first.json["uuid"].as_str().unwrap()
+    );
+    let unseen = api.call("POST", &cancel, Some(&carol), None).await;
+    assert_eq!(unseen.status, 404, "a request carol cannot see: {}", unseen.text);
+    // The project's manager sees the request but may not cancel it for the requester.
+    let manager = shared::users::find_by_username(api.store(), "carol")
+        .await
+        .unwrap()
+        .unwrap();
+    let project_path = format!("/api/projects/{}/", project["uuid"].as_str().unwrap());
+    api.grant(&project_path, &manager.uuid, "PROJECT.MANAGER").await;
+    let by_manager = api.call("POST", &cancel, Some(&carol), None).await;
+    assert_eq!(
+        (by_manager.status, &by_manager.json),
+        (
+            403,
+            &json!({"detail": "You can only cancel your own permission requests."})
+        )
+    );
+    assert_eq!(
+        api.call("POST", &cancel, admin, None).await.status,
+        200,
+        "staff may"
+    );
+    let twice = api.call("POST", &cancel, Some(&bob), None).await;
+    assert_eq!(
+        (twice.status, &twice.json),
+        (400, &json!(["Only pending or draft requests can be canceled."]))
+    );
+    assert_eq!(
+        submit(&offers[1], &bob).await.status,
+        200,
+        "a canceled request frees the scope"
+    );
+}
