@@ -249,6 +249,72 @@ impl MemberItem {
     }
 }
 
+impl Member {
+    /// The row of `/api/user-permissions/` and of a user's `permissions` (Waldur's
+    /// PermissionSerializer): customer keys only on project rows, creator keys only when known.
+    pub fn permission_row(
+        &self,
+        roles: &crate::authz::RoleSet,
+        names: &crate::scopes::Directory,
+    ) -> serde_json::Value {
+        let grant = &self.grant;
+        let role = roles.get(&grant.role_uuid);
+        let mut value = json!({
+            "uuid": grant.uuid,
+            "user_uuid": grant.user_uuid,
+            "user_name": self.names.user_full_name,
+            "user_username": self.names.user_username,
+            "created": time::wire_stored(&grant.created),
+            "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored),
+            "role_name": role.map(|r| r.name.as_str()),
+            "role_description": role.map(|r| r.description.as_str()),
+            "role_uuid": grant.role_uuid,
+            "scope_type": grant.scope_type.as_str(),
+            "scope_uuid": grant.scope_uuid,
+            "scope_name": names.scope_name(grant.scope_type, &grant.scope_uuid),
+        });
+        if let Some(object) = value.as_object_mut() {
+            if grant.scope_type != ContentType::Customer {
+                let customer = names.customer(&grant.customer_uuid);
+                object.insert("customer_uuid".into(), json!(grant.customer_uuid));
+                object.insert("customer_name".into(), json!(customer.map(|c| c.name.as_str())));
+            }
+            if grant.created_by.is_some() {
+                object.insert(
+                    "created_by_full_name".into(),
+                    json!(self.names.created_by_full_name),
+                );
+                object.insert(
+                    "created_by_username".into(),
+                    json!(self.names.created_by_username),
+                );
+            }
+        }
+        value
+    }
+}
+
+/// The keys of these grants' member rows, which carry what the `held` map leaves out (who
+/// granted, the names shown), for reading them with other items.
+pub fn member_keys(grants: &[Grant]) -> Vec<(String, String)> {
+    grants.iter().map(Grant::member_key).collect()
+}
+
+/// Takes the member rows out of items read together with others.
+pub fn take_members(items: &mut Vec<Item>) -> Result<Vec<Member>> {
+    let is_member = |item: &Item| {
+        item.get("SK")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|sk| sk.starts_with("MEMBER#"))
+    };
+    let (members, rest): (Vec<Item>, Vec<Item>) = std::mem::take(items).into_iter().partition(is_member);
+    *items = rest;
+    members
+        .into_iter()
+        .map(|item| Ok(decode::<MemberItem>(item)?.member))
+        .collect()
+}
+
 /// The key of a grant's user-side record, for reading it with other items.
 pub fn user_side_key(grant: &Grant) -> (String, String) {
     grant.user_key()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Contract fuzzing: schemathesis generates requests from docs/openapi.yaml and sends them to the
 # local runner, once as the staff user and once as a plain user. Every answer must be documented
-# (status, content type, headers, body schema) and none may be a 5xx.
+# (status, content type, headers, body schema) and none may be a 5xx. Logout is left out: it ends
+# the token the run authenticates with (tests/tests/accounts.rs and the client suite cover it).
 #   CONTRACT_EXAMPLES   generated cases per operation in the fuzzing phase (default 50; the
 #                       coverage phase adds its own, about 60 per operation)
 set -euo pipefail
@@ -28,6 +29,7 @@ fuzz() {
         --header "Authorization: Token $token" \
         --checks "$checks" \
         --phases examples,coverage,fuzzing \
+        --exclude-operation-id auth_logout \
         --max-examples "$examples" \
         --seed 20261128 \
         --workers 4 \

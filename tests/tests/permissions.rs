@@ -187,7 +187,8 @@ async fn customer_and_project_permission_listings() {
             )
             .await
             .status,
-        404
+        405,
+        "a read-only listing (DRF's answer, from the $default route)"
     );
 }
 

@@ -144,3 +144,70 @@ async fn the_request_flow_answers_the_2025_texts() {
         "a canceled request frees the scope"
     );
 }
+
+#[tokio::test]
+async fn users_carry_their_permissions_as_user_permission_rows() {
+    let api = &TestApi::new().await;
+    let (customer, project) = api.customer_with_project("Org", "P").await;
+    let (bob, _) = api.user("bob", false, false).await;
+    let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+    let project_path = format!("/api/projects/{}/", project["uuid"].as_str().unwrap());
+    api.grant(&customer_path, &bob.uuid, "CUSTOMER.SUPPORT").await;
+    api.grant(&project_path, &bob.uuid, "PROJECT.ADMIN").await;
+    let admin = Some(api.admin_token.as_str());
+    let path = format!(
+        "/api/users/{}/?field=permissions&field=username&field=bogus",
+        bob.uuid
+    );
+    let detail = api.call("GET", &path, admin, None).await;
+    assert_eq!(detail.status, 200, "{}", detail.text);
+    let keys: Vec<&String> = detail.json.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["permissions", "username"],
+        "only the valid fields, as asked"
+    );
+    let rows = detail.json["permissions"].as_array().unwrap();
+    let listed = api
+        .call(
+            "GET",
+            &format!("/api/user-permissions/?user={}", bob.uuid),
+            admin,
+            None,
+        )
+        .await;
+    let by_uuid = |rows: &[serde_json::Value]| {
+        let mut rows = rows.to_vec();
+        rows.sort_by_key(|row| row["uuid"].as_str().unwrap_or_default().to_owned());
+        rows
+    };
+    assert_eq!(
+        by_uuid(rows),
+        by_uuid(listed.json.as_array().unwrap()),
+        "the rows of /api/user-permissions/"
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["role_name"], "CUSTOMER.SUPPORT");
+    assert!(
+        rows[0].get("customer_uuid").is_none(),
+        "no customer keys on a customer row"
+    );
+    assert_eq!(rows[1]["customer_name"], "Org");
+    assert_eq!(rows[1]["created_by_username"], "admin");
+    let all = api
+        .call(
+            "GET",
+            &format!("/api/users/{}/?field=bogus", bob.uuid),
+            admin,
+            None,
+        )
+        .await;
+    assert!(
+        all.json.get("permissions").is_some() && all.json.get("email").is_some(),
+        "no valid field: all"
+    );
+    let list = api
+        .call("GET", "/api/users/?field=permissions&username=bob", admin, None)
+        .await;
+    assert_eq!(&list.json[0]["permissions"], &detail.json["permissions"]);
+}

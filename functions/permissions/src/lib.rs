@@ -297,41 +297,7 @@ fn row(request: &ApiRequest, listing: Listing, member: &Member, roles: &RoleSet,
             }
             value
         }
-        Listing::User => {
-            let scope_name = names.scope_name(grant.scope_type, &grant.scope_uuid);
-            let mut value = json!({
-                "uuid": grant.uuid,
-                "user_uuid": grant.user_uuid,
-                "user_name": member.names.user_full_name,
-                "user_username": member.names.user_username,
-                "created": time::wire_stored(&grant.created),
-                "expiration_time": grant.expiration_time.as_deref().map(time::wire_stored),
-                "role_name": role.map(|r| r.name.as_str()),
-                "role_description": role.map(|r| r.description.as_str()),
-                "role_uuid": grant.role_uuid,
-                "scope_type": grant.scope_type.as_str(),
-                "scope_uuid": grant.scope_uuid,
-                "scope_name": scope_name,
-            });
-            if let Some(object) = value.as_object_mut() {
-                // As in Waldur: customer keys only on project rows, creator keys only when known.
-                if grant.scope_type != ContentType::Customer {
-                    object.insert("customer_uuid".into(), json!(grant.customer_uuid));
-                    object.insert("customer_name".into(), json!(customer.map(|c| c.name.as_str())));
-                }
-                if grant.created_by.is_some() {
-                    object.insert(
-                        "created_by_full_name".into(),
-                        json!(member.names.created_by_full_name),
-                    );
-                    object.insert(
-                        "created_by_username".into(),
-                        json!(member.names.created_by_username),
-                    );
-                }
-            }
-            value
-        }
+        Listing::User => member.permission_row(roles, names),
     }
 }
 

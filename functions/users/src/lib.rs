@@ -36,6 +36,7 @@ const FIELDS: &[&str] = &[
     "date_joined",
     "customer_permissions",
     "project_permissions",
+    "permissions",
     "token",
     "token_lifetime",
 ];
@@ -356,6 +357,13 @@ async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<R
     ))
 }
 
+/// What a page of users is rendered with, read once for the page.
+#[derive(Default)]
+struct Lookups {
+    names: Directory,
+    members: Vec<grants::Member>,
+}
+
 struct View<'a> {
     request: &'a ApiRequest,
     fields: Vec<&'static str>,
@@ -401,29 +409,42 @@ impl<'a> View<'a> {
     }
 
     fn wants_permissions(&self) -> bool {
-        self.fields.iter().any(|f| f.ends_with("_permissions"))
+        self.fields.iter().any(|f| f.ends_with("permissions"))
     }
 
-    /// The customers and projects named by the permission rows of `users`: one BatchGetItem
-    /// for a whole page, none when the fields leave the rows out.
-    async fn names(&self, ctx: &Context, users: &[User], now: &Timestamp) -> Result<Directory> {
+    /// What the permission rows of `users` show: the customers and projects they name and, for
+    /// `permissions`, the grants' member rows (who granted), all in one BatchGetItem for a
+    /// whole page; nothing when the fields leave the rows out.
+    async fn names(&self, ctx: &Context, users: &[User], now: &Timestamp) -> Result<Lookups> {
         if !self.wants_permissions() {
-            return Ok(Directory::default());
+            return Ok(Lookups::default());
         }
-        let scopes: Vec<_> = users
+        let shown: Vec<Grant> = users
             .iter()
             .flat_map(|user| self.shown_grants(user, now))
-            .map(|g| (g.scope_type, g.scope_uuid, g.customer_uuid))
             .collect();
-        Directory::load(&ctx.store, scopes).await
+        let mut keys = Directory::keys(
+            shown
+                .iter()
+                .map(|g| (g.scope_type, g.scope_uuid, g.customer_uuid)),
+        );
+        if self.fields.contains(&"permissions") {
+            keys.extend(grants::member_keys(&shown));
+        }
+        let mut items = ctx.store.batch_get_items(&keys).await?;
+        let members = grants::take_members(&mut items)?;
+        let mut names = Directory::default();
+        names.add_items(items)?;
+        Ok(Lookups { names, members })
     }
 
     async fn render_one(&self, ctx: &Context, user: &User, now: &Timestamp) -> Result<Value> {
-        let names = self.names(ctx, std::slice::from_ref(user), now).await?;
-        Ok(self.render(user, &names, now))
+        let lookups = self.names(ctx, std::slice::from_ref(user), now).await?;
+        Ok(self.render(user, &lookups, now))
     }
 
-    fn render(&self, user: &User, names: &Directory, now: &Timestamp) -> Value {
+    fn render(&self, user: &User, lookups: &Lookups, now: &Timestamp) -> Value {
+        let names = &lookups.names;
         let (customer_rows, project_rows) = if self.wants_permissions() {
             self.permission_rows(user, names, now)
         } else {
@@ -446,6 +467,19 @@ impl<'a> View<'a> {
                 "date_joined" => json!(time::parse_stored(&user.date_joined).map(|t| time::wire(&t))),
                 "customer_permissions" => json!(customer_rows),
                 "project_permissions" => json!(project_rows),
+                "permissions" => {
+                    let mut rows: Vec<&grants::Member> = lookups
+                        .members
+                        .iter()
+                        .filter(|m| m.grant.user_uuid == user.uuid)
+                        .collect();
+                    rows.sort_by(|a, b| a.grant.created.cmp(&b.grant.created));
+                    json!(
+                        rows.iter()
+                            .map(|m| m.permission_row(self.roles, names))
+                            .collect::<Vec<_>>()
+                    )
+                }
                 own if OWN_FIELDS.contains(&own) => match &self.own {
                     Some((uuid, token, lifetime)) if *uuid == user.uuid => {
                         if own == "token" {
