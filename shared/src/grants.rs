@@ -939,6 +939,36 @@ pub async fn refresh_member_names(store: &Store, user: &User) -> Result<()> {
     Ok(())
 }
 
+/// The member rows of a customer and of each of its projects (one Query for the projects, then
+/// one per scope, `CONCURRENT_SCOPES` at a time): the customer's member overview.
+pub async fn members_of_customer(
+    store: &Store,
+    customer: &Id,
+) -> Result<(Vec<Member>, Vec<(scopes::Project, Vec<Member>)>)> {
+    const CONCURRENT_SCOPES: usize = 16;
+    let projects = scopes::projects_of(store, customer).await?;
+    let own = async {
+        Ok::<_, Error>(
+            scope_with_members(store, ContentType::Customer, customer, None)
+                .await?
+                .map(|(_, members)| members)
+                .unwrap_or_default(),
+        )
+    };
+    let of_projects = stream::iter(projects)
+        .map(|project| async move {
+            let members = scope_with_members(store, ContentType::Project, &project.uuid, None)
+                .await?
+                .map(|(_, members)| members)
+                .unwrap_or_default();
+            Ok::<_, Error>((project, members))
+        })
+        .buffered(CONCURRENT_SCOPES)
+        .try_collect::<Vec<_>>();
+    let (own, of_projects) = tokio::try_join!(own, of_projects)?;
+    Ok((own, of_projects))
+}
+
 /// Every member row of one scope type (staff and support listings), in creation order.
 pub async fn members_of_type(store: &Store, scope_type: ContentType) -> Result<Vec<Member>> {
     let items: Vec<MemberItem> = store

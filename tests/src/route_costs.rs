@@ -61,10 +61,26 @@ const LOGIN_BRAKE: &str = "the guessing brake charges each attempt with one cond
 const LOCKOUT: &str = "the lockout charges each attempt before the password is checked (a first attempt opens \
     its window: a second conditional update), and the login answers the user's current token, read after the user \
     item that names it";
+const CUSTOMER_MEMBERS: &str = "the member overview reads the customer's projects (one Query) and each scope's \
+    members (one Query per scope, concurrently), then the users (one BatchGetItem)";
 const COUNTER: &str = "the workspace family's integer ids come from an atomic counter: one UpdateItem per new \
     id before the transaction (a failed transaction only skips a number)";
 
 pub const EXCEPTIONS: &[Exception] = &[
+    Exception {
+        method: "GET",
+        route: "/api/customers/{uuid}/users/",
+        reads: 6,
+        writes: 0,
+        why: CUSTOMER_MEMBERS,
+    },
+    Exception {
+        method: "HEAD",
+        route: "/api/customers/{uuid}/users/",
+        reads: 6,
+        writes: 0,
+        why: CUSTOMER_MEMBERS,
+    },
     Exception {
         method: "POST",
         route: "/api-auth/password/",
@@ -453,6 +469,18 @@ impl Run<'_> {
             "CUSTOMER.SUPPORT",
         )
         .await;
+        for method in ["GET", "HEAD"] {
+            self.measure(
+                "owner, one project",
+                method,
+                "/api/customers/{uuid}/users/",
+                &format!("{customer_path}users/"),
+                owner_caller,
+                None,
+                3,
+            )
+            .await;
+        }
 
         self.measure(
             "owner",

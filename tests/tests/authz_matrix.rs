@@ -235,6 +235,8 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         // managed by owners (README: CUSTOMER.*_PERMISSION on the owner).
         ("POST", "/api/customers/") => guarded(STAFF, AUTHENTICATED),
         (_, "/api/customers/{uuid}/" | "/api/customers/{uuid}/list_users/") if read => visible(SEE_SCOPE),
+        // The member overview (§3.11): staff, support, the customer's owners and support.
+        (_, "/api/customers/{uuid}/users/") if read => guarded(&[Owner, Support, Staff], SEE_SCOPE),
         ("PUT" | "PATCH", "/api/customers/{uuid}/") => guarded(OWNER_STAFF, SEE_SCOPE),
         ("DELETE", "/api/customers/{uuid}/") => guarded(STAFF, SEE_SCOPE),
         (

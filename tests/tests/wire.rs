@@ -211,3 +211,78 @@ async fn users_carry_their_permissions_as_user_permission_rows() {
         .await;
     assert_eq!(&list.json[0]["permissions"], &detail.json["permissions"]);
 }
+
+#[tokio::test]
+async fn the_customer_member_overview() {
+    let api = &TestApi::new().await;
+    let admin = Some(api.admin_token.as_str());
+    let (customer, project) = api.customer_with_project("Org", "Lab").await;
+    let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+    let project_path = format!("/api/projects/{}/", project["uuid"].as_str().unwrap());
+    let (owner, owner_token) = api.user("olga", false, false).await;
+    let (both, _) = api.user("bert", false, false).await;
+    let (member, member_token) = api.user("mia", false, false).await;
+    let (gone, _) = api.user("gone", false, false).await;
+    api.grant(&customer_path, &owner.uuid, "CUSTOMER.OWNER").await;
+    api.grant(&customer_path, &both.uuid, "CUSTOMER.SUPPORT").await;
+    api.grant(&project_path, &both.uuid, "PROJECT.ADMIN").await;
+    api.grant(&project_path, &member.uuid, "PROJECT.MEMBER").await;
+    api.grant(&project_path, &gone.uuid, "PROJECT.MEMBER").await;
+    let path = format!("/api/users/{}/", gone.uuid);
+    api.call("PATCH", &path, admin, Some(json!({"is_active": false})))
+        .await;
+
+    let overview = format!("{customer_path}users/");
+    let all = api.call("GET", &overview, Some(&owner_token), None).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    let names: Vec<&str> = all
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bert", "mia", "olga"], "active users, each once");
+    let bert = &all.json[0];
+    assert_eq!(
+        (&bert["role"], &bert["role_name"]),
+        (&json!("support"), &json!("CUSTOMER.SUPPORT"))
+    );
+    assert_eq!(bert["projects"][0]["name"], "Lab");
+    assert_eq!(bert["projects"][0]["role"], "admin");
+    assert_eq!(
+        all.json[1]["role"],
+        serde_json::Value::Null,
+        "mia holds no customer role"
+    );
+
+    let filtered = api
+        .call(
+            "GET",
+            &format!(
+                "{overview}?project_role=PROJECT.MEMBER&organization_role=CUSTOMER.OWNER&o=-concatenated_name"
+            ),
+            admin,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = filtered
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["olga", "mia"], "OR-ed role filters, descending");
+    let refused = api.call("GET", &overview, Some(&member_token), None).await;
+    assert_eq!(
+        (refused.status, refused.text.as_str()),
+        (403, ""),
+        "a member: 403, empty"
+    );
+    let (_, stranger) = api.user("stranger", false, false).await;
+    assert_eq!(
+        api.call("GET", &overview, Some(&stranger), None).await.status,
+        404
+    );
+}

@@ -12,7 +12,7 @@ use shared::grants::{self, Member, NewGrant};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::page::{self, Page, PageRequest, PageSelector, Params};
-use shared::roles::{ContentType, Role};
+use shared::roles::{self, ContentType, Role};
 use shared::scopes::{self, Customer, Project, Scope, ScopeInput};
 use shared::time::{self, Timestamp};
 use shared::users::{self, User};
@@ -79,7 +79,10 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
                 ("delete_user", &Method::POST) => {
                     change_membership(ctx, request, user, kind, uuid, Membership::Delete).await
                 }
-                ("list_users", _) => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+                ("users", &Method::GET | &Method::HEAD) if kind == ContentType::Customer => {
+                    customer_users(ctx, request, user, uuid).await
+                }
+                ("list_users" | "users", _) => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
                 ("add_user" | "update_user" | "delete_user", _) => {
                     Err(http::method_not_allowed(request, &["POST"]))
                 }
@@ -477,6 +480,143 @@ async fn change_membership(
             Ok(http::empty(StatusCode::OK))
         }
     }
+}
+
+/// `GET /api/customers/{uuid}/users/` (§3.11): every active user with an active role on the
+/// customer or its projects, with their customer role and their projects of this customer.
+/// Staff, support, and the customer's owners and support; other members 403 with an empty body.
+async fn customer_users(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let page_request = PageRequest::from_params(&request.params)?;
+    let ordering = request.params.ordering(&["concatenated_name"])?;
+    let (access, scope) = visible_scope(ctx, user, ContentType::Customer, uuid).await?;
+    let now = time::now();
+    let roles = access.roles();
+    let scope_ref = ScopeRef::from(&scope);
+    let held_on_customer = |names: &[&str]| {
+        access.grants().iter().any(|g| {
+            g.scope_type == ContentType::Customer
+                && g.scope_uuid == scope_ref.uuid
+                && roles
+                    .get(&g.role_uuid)
+                    .is_some_and(|r| names.contains(&r.name.as_str()))
+        })
+    };
+    if !(access.sees_everything() || held_on_customer(&["CUSTOMER.OWNER", "CUSTOMER.SUPPORT"])) {
+        return Ok(http::empty(StatusCode::FORBIDDEN));
+    }
+    let (own, projects) = grants::members_of_customer(&ctx.store, &scope.uuid()).await?;
+    let active = |m: &&Member| m.grant.is_active_at(&now);
+    let mut ids: Vec<Id> = own
+        .iter()
+        .chain(projects.iter().flat_map(|(_, members)| members))
+        .filter(active)
+        .map(|m| m.grant.user_uuid)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let params = &request.params;
+    let wanted = |key: &str| {
+        params
+            .get_all(key)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (project_roles, organization_roles) = (wanted("project_role"), wanted("organization_role"));
+    let role_name = |m: &Member| {
+        roles
+            .get(&m.grant.role_uuid)
+            .map(|r| r.name.clone())
+            .unwrap_or_default()
+    };
+    let contains = |value: &str, key: &str| {
+        params
+            .get(key)
+            .is_none_or(|needle| value.to_lowercase().contains(&needle.trim().to_lowercase()))
+    };
+    let mut rows: Vec<(String, Value)> = Vec::new();
+    for member_user in users::by_ids(&ctx.store, &ids).await? {
+        if !member_user.is_active {
+            continue;
+        }
+        let mine = |m: &&Member| m.grant.user_uuid == member_user.uuid && m.grant.is_active_at(&now);
+        let customer_role = own
+            .iter()
+            .filter(mine)
+            .min_by(|a, b| a.grant.created.cmp(&b.grant.created));
+        let project_rows: Vec<(&Project, &Member)> = projects
+            .iter()
+            .flat_map(|(project, members)| members.iter().filter(mine).map(move |m| (project, m)))
+            .collect();
+        let by_project_role = project_rows
+            .iter()
+            .any(|(_, m)| project_roles.contains(&role_name(m)));
+        let by_organization_role = own
+            .iter()
+            .filter(mine)
+            .any(|m| organization_roles.contains(&role_name(m)));
+        let role_filtered = !project_roles.is_empty() || !organization_roles.is_empty();
+        if role_filtered && !(by_project_role || by_organization_role) {
+            continue;
+        }
+        if !(params.get("username").is_none_or(|u| member_user.username == u)
+            && contains(&member_user.full_name(), "full_name")
+            && contains(&member_user.email, "email")
+            && contains(&member_user.native_name, "native_name")
+            && params.get("user_keyword").is_none_or(|k| {
+                [
+                    member_user.full_name(),
+                    member_user.username.clone(),
+                    member_user.email.clone(),
+                ]
+                .iter()
+                .any(|v| v.to_lowercase().contains(&k.to_lowercase()))
+            }))
+        {
+            continue;
+        }
+        let sort = format!(
+            "{}{}{}",
+            member_user.first_name, member_user.last_name, member_user.username
+        )
+        .to_lowercase();
+        let row = json!({
+            "url": request.url(&format!("/api/users/{}/", member_user.uuid)),
+            "uuid": member_user.uuid,
+            "username": member_user.username,
+            "full_name": member_user.full_name(),
+            "email": member_user.email,
+            "role": customer_role.map(|m| roles::legacy_name(&role_name(m)).to_owned()),
+            "role_name": customer_role.map(role_name),
+            "expiration_time": customer_role
+                .and_then(|m| m.grant.expiration_time.as_deref())
+                .map(time::wire_stored),
+            "projects": project_rows
+                .iter()
+                .map(|(project, m)| json!({
+                    "url": request.url(&format!("/api/projects/{}/", project.uuid)),
+                    "uuid": project.uuid,
+                    "name": project.name,
+                    "role": roles::legacy_name(&role_name(m)),
+                    "role_name": role_name(m),
+                    "expiration_time": m.grant.expiration_time.as_deref().map(time::wire_stored),
+                }))
+                .collect::<Vec<_>>(),
+            "image": null,
+        });
+        rows.push((sort, row));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    if ordering.first().is_some_and(|(_, descending)| *descending) {
+        rows.reverse();
+    }
+    let page = page::paginate(rows, &page_request)?;
+    Ok(http::page(request, page.map(|(_, row)| row)))
 }
 
 /// The member filters of `list_users`.
