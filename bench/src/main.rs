@@ -484,6 +484,7 @@ fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
             token_hash: None,
             password_hash: None,
             held: Default::default(),
+            customer_grants: Default::default(),
             sessions_valid_after: None,
             token_lifetime: None,
             deleting: false,

@@ -23,6 +23,10 @@ use crate::users::User;
 pub const DUPLICATE: &str = "User has already the same role in this scope.";
 pub const WRONG_SCOPE: &str = "Role is not valid for this scope.";
 pub const INACTIVE_ROLE: &str = "Role is not active.";
+/// The user's grants changed between the read and the change (another grant or revocation).
+pub const USER_CHANGED: &str = "The user's roles changed meanwhile. Retry.";
+/// How often a grant or revocation is made again after the user's grants changed under it.
+const USER_ATTEMPTS: usize = 4;
 /// The user item's `held` map is full (DynamoDB's 400 KB item limit: some 2,000 grants).
 pub const TOO_MANY_ROLES: &str = "User holds too many roles to be granted another one.";
 
@@ -146,6 +150,60 @@ fn hold(tx: &mut Transaction<'_>, grant: &Grant) -> Result<usize> {
             .value(":held", encode_value(&HeldRole::of(grant))?),
         Some(Expr::new("attribute_exists(held)")),
     )
+}
+
+/// How a change moves a user's count of grants in one customer (`User::customer_grants`), as
+/// read with the user; the change is conditioned on that count, so that the customer's
+/// `users_count` moves exactly when the user's first grant there comes or the last goes, however
+/// many changes race (a stale count fails its condition, and the change is made again).
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerCount {
+    customer: Id,
+    before: i64,
+    after: i64,
+}
+
+impl CustomerCount {
+    pub fn of(user: &User, customer: &Id, delta: i64) -> Self {
+        let before = user
+            .customer_grants
+            .get(&customer.to_string())
+            .copied()
+            .unwrap_or(0);
+        CustomerCount {
+            customer: *customer,
+            before,
+            after: (before + delta).max(0),
+        }
+    }
+
+    /// +1 when the user joins the customer, -1 when they leave it, else 0.
+    pub fn users_delta(&self) -> i64 {
+        match (self.before, self.after) {
+            (0, after) if after > 0 => 1,
+            (before, 0) if before > 0 => -1,
+            _ => 0,
+        }
+    }
+
+    /// The user item's update (with `held`) and its condition, sharing placeholders.
+    fn user_change(&self, held: Expr) -> (Expr, Expr) {
+        let path = "customer_grants.#cust";
+        let update = if self.after == 0 {
+            held.and_remove(path)
+        } else {
+            held.and_set(&format!("{path} = :cust_after"))
+                .value(":cust_after", n(self.after))
+        }
+        .name("#cust", &self.customer.to_string());
+        let condition = if self.before == 0 {
+            Expr::new(format!("attribute_not_exists({path}) OR {path} = :cust_before"))
+        } else {
+            Expr::new(format!("{path} = :cust_before"))
+        }
+        .value(":cust_before", n(self.before));
+        (update, condition)
+    }
 }
 
 /// Who a member row shows, copied from the user and the granter when the grant is made.
@@ -397,6 +455,9 @@ pub struct GrantActions {
     pub user: usize,
     pub scope: Option<usize>,
     pub role: usize,
+    /// How the grant moves the user's count in its customer (a new project's customer counts
+    /// the user itself, see `scopes::add_project`).
+    pub counted: CustomerCount,
 }
 
 /// Adds a grant to a transaction: both grant items, the scope's and the role's counters (the
@@ -445,7 +506,22 @@ pub fn add_grant(
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    let user = hold(tx, &grant)?;
+    let counted = CustomerCount::of(new.user, &grant.customer_uuid, 1);
+    let (update, condition) = counted.user_change(
+        Expr::new("SET held.#role = :held")
+            .name(
+                "#role",
+                &held_key(grant.scope_type, &grant.scope_uuid, &grant.role_uuid),
+            )
+            .value(":held", encode_value(&HeldRole::of(&grant))?),
+    );
+    let (user_pk, user_sk) = User::key(&grant.user_uuid);
+    let user = tx.update(
+        &user_pk,
+        &user_sk,
+        update,
+        Some(Expr::new("attribute_exists(held) AND attribute_not_exists(deleting)").and(condition)),
+    )?;
     let scope = if scope_is_new {
         None
     } else {
@@ -454,12 +530,7 @@ pub fn add_grant(
         } else {
             "ADD member_count :one"
         };
-        Some(tx.update(
-            &new.scope.partition(),
-            "#META",
-            Expr::new(count).value(":one", n(1)),
-            Some(Expr::new("attribute_exists(PK)")),
-        )?)
+        Some(count_scope(tx, new.scope, count, n(1), counted)?)
     };
     let role = count_role(tx, new.role, 1, true)?;
     record(tx, new.granted_by, "role_granted", new, &grant, now)?;
@@ -470,7 +541,47 @@ pub fn add_grant(
         user,
         scope,
         role,
+        counted,
     })
+}
+
+/// Updates a scope's member counters (`counters`, an `ADD` with `:one`) and the customer's
+/// `users_count` by `counted`: in the same action when the scope is the customer (a transaction
+/// touches an item once), else in one more. Returns the scope's action.
+fn count_scope(
+    tx: &mut Transaction<'_>,
+    scope: &Scope,
+    counters: &str,
+    one: aws_sdk_dynamodb::types::AttributeValue,
+    counted: CustomerCount,
+) -> Result<usize> {
+    let users = n(counted.users_delta());
+    let exists = || Some(Expr::new("attribute_exists(PK)"));
+    if scope.content_type() == ContentType::Customer {
+        return tx.update(
+            &scope.partition(),
+            "#META",
+            Expr::new(format!("{counters}, users_count :users"))
+                .value(":one", one)
+                .value(":users", users),
+            exists(),
+        );
+    }
+    let index = tx.update(
+        &scope.partition(),
+        "#META",
+        Expr::new(counters).value(":one", one),
+        exists(),
+    )?;
+    if counted.users_delta() != 0 {
+        tx.update(
+            &scopes::partition(ContentType::Customer, &counted.customer),
+            "#META",
+            Expr::new("ADD users_count :users").value(":users", users),
+            exists(),
+        )?;
+    }
+    Ok(index)
 }
 
 impl GrantActions {
@@ -479,7 +590,11 @@ impl GrantActions {
         if Some(index) == self.scope {
             Some(Error::not_found(new.scope.model()))
         } else if index == self.user {
-            Some(Error::field("user", "User is not found."))
+            Some(match crate::users::get(store, &new.user.uuid).await {
+                Ok(Some(_)) => Error::Conflict(USER_CHANGED.into()),
+                Ok(None) => Error::field("user", "User is not found."),
+                Err(err) => err,
+            })
         } else if index == self.role {
             Some(role_refusal(store, new).await)
         } else {
@@ -537,7 +652,24 @@ pub async fn import(
     stream::iter(&grants)
         .map(|grant| async move {
             let mut tx = store.transaction();
-            hold(&mut tx, grant)?;
+            let (pk, sk) = User::key(&grant.user_uuid);
+            tx.update(
+                &pk,
+                &sk,
+                Expr::new(
+                    "SET held.#role = :held, \
+                     customer_grants.#cust = if_not_exists(customer_grants.#cust, :zero) + :one",
+                )
+                .name(
+                    "#role",
+                    &held_key(grant.scope_type, &grant.scope_uuid, &grant.role_uuid),
+                )
+                .name("#cust", &grant.customer_uuid.to_string())
+                .value(":held", encode_value(&HeldRole::of(grant))?)
+                .value(":zero", n(0))
+                .value(":one", n(1)),
+                Some(Expr::new("attribute_exists(held)")),
+            )?;
             match tx.commit().await {
                 // A user who is not in the table (the benchmarks' synthetic members) has no map
                 // to record the grant in; import trusts its input, as above.
@@ -549,13 +681,38 @@ pub async fn import(
         .try_collect::<Vec<()>>()
         .await?;
     let count = n(users.len() as i64);
+    // The users of the import that had no role in the customer before it join its users_count.
+    let joined = users
+        .iter()
+        .filter(|u| CustomerCount::of(u, &scope.customer_uuid(), 1).users_delta() == 1)
+        .count() as i64;
     let mut tx = store.transaction();
-    tx.update(
-        &scope.partition(),
-        "#META",
-        Expr::new("ADD member_count :count").value(":count", count.clone()),
-        Some(Expr::new("attribute_exists(PK)")),
-    )?;
+    let exists = || Some(Expr::new("attribute_exists(PK)"));
+    if scope.content_type() == ContentType::Customer {
+        tx.update(
+            &scope.partition(),
+            "#META",
+            Expr::new("ADD member_count :count, users_count :users")
+                .value(":count", count.clone())
+                .value(":users", n(joined)),
+            exists(),
+        )?;
+    } else {
+        tx.update(
+            &scope.partition(),
+            "#META",
+            Expr::new("ADD member_count :count").value(":count", count.clone()),
+            exists(),
+        )?;
+        if joined > 0 {
+            tx.update(
+                &scopes::partition(ContentType::Customer, &scope.customer_uuid()),
+                "#META",
+                Expr::new("ADD users_count :users").value(":users", n(joined)),
+                exists(),
+            )?;
+        }
+    }
     tx.update(
         "ROLES",
         &format!("ROLE#{}", role.uuid),
@@ -569,20 +726,37 @@ pub async fn import(
 /// Grants a role in a transaction of its own. An expired grant of the same (user, scope, role)
 /// is replaced; an active one is a duplicate.
 pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result<Grant> {
-    let mut tx = store.transaction();
-    let actions = add_grant(&mut tx, new, false, now)?;
-    match tx.commit().await {
-        Ok(()) => Ok(actions.grant),
-        Err(TxError::ConditionFailed(i)) if i == actions.user_side => {
-            replace_expired(store, new, actions.member, now).await
+    let mut fresh: Option<User> = None;
+    for _ in 0..USER_ATTEMPTS {
+        let user = fresh.as_ref().unwrap_or(new.user);
+        let new = NewGrant { user, ..*new };
+        let mut tx = store.transaction();
+        let actions = add_grant(&mut tx, &new, false, now)?;
+        match tx.commit().await {
+            Ok(()) => return Ok(actions.grant),
+            Err(TxError::ConditionFailed(i)) if i == actions.user_side => {
+                return replace_expired(store, &new, actions.member, now).await;
+            }
+            Err(TxError::TooLarge(i)) if i == actions.user => return Err(Error::non_field(TOO_MANY_ROLES)),
+            // The user's grants changed since they were read: again, with the user as now.
+            Err(TxError::ConditionFailed(i)) if i == actions.user => {
+                fresh = Some(
+                    crate::users::get(store, &new.user.uuid)
+                        .await?
+                        .filter(|user| !user.deleting)
+                        .ok_or_else(|| Error::field("user", "User is not found."))?,
+                );
+            }
+            Err(TxError::ConditionFailed(i)) => {
+                return Err(match actions.refusal(store, &new, i).await {
+                    Some(error) => error,
+                    None => TxError::ConditionFailed(i).into(),
+                });
+            }
+            Err(err) => return Err(err.into()),
         }
-        Err(TxError::TooLarge(i)) if i == actions.user => Err(Error::non_field(TOO_MANY_ROLES)),
-        Err(TxError::ConditionFailed(i)) => match actions.refusal(store, new, i).await {
-            Some(error) => Err(error),
-            None => Err(TxError::ConditionFailed(i).into()),
-        },
-        Err(err) => Err(err.into()),
     }
+    Err(Error::Conflict(USER_CHANGED.into()))
 }
 
 /// The grant exists already: a duplicate if it is still active, else it is replaced in place
@@ -762,7 +936,7 @@ pub fn add_revoke(
     existing: &Grant,
     new: &NewGrant<'_>,
     now: &Timestamp,
-) -> Result<usize> {
+) -> Result<RevokeActions> {
     let (pk, sk) = existing.user_key();
     let first = tx.delete(
         &pk,
@@ -776,40 +950,57 @@ pub fn add_revoke(
     let (member_pk, member_sk) = existing.member_key();
     tx.delete(&member_pk, &member_sk, None)?;
     let (user_pk, user_sk) = User::key(&existing.user_uuid);
-    tx.update(
+    let counted = CustomerCount::of(new.user, &existing.customer_uuid, -1);
+    let (update, condition) = counted.user_change(Expr::new("REMOVE held.#role").name(
+        "#role",
+        &held_key(existing.scope_type, &existing.scope_uuid, &existing.role_uuid),
+    ));
+    let user = tx.update(
         &user_pk,
         &user_sk,
-        Expr::new("REMOVE held.#role").name(
-            "#role",
-            &held_key(existing.scope_type, &existing.scope_uuid, &existing.role_uuid),
-        ),
-        Some(Expr::new("attribute_exists(PK)")),
+        update,
+        Some(Expr::new("attribute_exists(PK)").and(condition)),
     )?;
     let count = if existing.expiration_time.is_some() {
-        "ADD member_count :minus, expiring_count :minus"
+        "ADD member_count :one, expiring_count :one"
     } else {
-        "ADD member_count :minus"
+        "ADD member_count :one"
     };
-    tx.update(
-        &new.scope.partition(),
-        "#META",
-        Expr::new(count).value(":minus", n(-1)),
-        Some(Expr::new("attribute_exists(PK)")),
-    )?;
+    count_scope(tx, new.scope, count, n(-1), counted)?;
     count_role(tx, new.role, -1, false)?;
     record(tx, new.granted_by, "role_revoked", new, existing, now)?;
-    Ok(first)
+    Ok(RevokeActions { first, user })
+}
+
+/// Where a revocation's actions sit in its transaction.
+pub struct RevokeActions {
+    /// The removal of the user-side record, conditioned on being this grant.
+    pub first: usize,
+    /// The user item's update, conditioned on the user's count in the customer.
+    pub user: usize,
 }
 
 /// Revokes a grant in a transaction of its own; revoking one already gone is a no-op.
 pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &Timestamp) -> Result<()> {
-    let mut tx = store.transaction();
-    let first = add_revoke(&mut tx, existing, new, now)?;
-    match tx.commit().await {
-        Ok(()) => Ok(()),
-        Err(TxError::ConditionFailed(i)) if i == first => Ok(()),
-        Err(err) => Err(err.into()),
+    let mut fresh: Option<User> = None;
+    for _ in 0..USER_ATTEMPTS {
+        let user = fresh.as_ref().unwrap_or(new.user);
+        let new = NewGrant { user, ..*new };
+        let mut tx = store.transaction();
+        let actions = add_revoke(&mut tx, existing, &new, now)?;
+        match tx.commit().await {
+            Ok(()) => return Ok(()),
+            Err(TxError::ConditionFailed(i)) if i == actions.first => return Ok(()),
+            Err(TxError::ConditionFailed(i)) if i == actions.user => {
+                match crate::users::get(store, &new.user.uuid).await? {
+                    Some(user) => fresh = Some(user),
+                    None => return Ok(()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
+    Err(Error::Conflict(USER_CHANGED.into()))
 }
 
 /// Grants revoked per transaction when a user is deleted: three actions each (both items and
@@ -867,13 +1058,44 @@ pub async fn revoke_batch_of_user(
         };
         audit::record(&mut tx, actor, &event, now)?;
     }
+    // Per customer: how many of the user's grants there the batch revokes, and whether the
+    // user thereby leaves the customer's `users_count`.
+    let mut per_customer: BTreeMap<Id, i64> = BTreeMap::new();
+    for grant in &batch {
+        *per_customer.entry(grant.customer_uuid).or_default() += 1;
+    }
+    let counts: Vec<CustomerCount> = per_customer
+        .iter()
+        .map(|(customer, k)| CustomerCount::of(user, customer, -k))
+        .collect();
+    let mut leaving: BTreeMap<String, i64> = counts
+        .iter()
+        .filter(|c| c.users_delta() != 0)
+        .map(|c| {
+            (
+                scopes::partition(ContentType::Customer, &c.customer),
+                c.users_delta(),
+            )
+        })
+        .collect();
     for (partition, (members, expiring)) in per_scope {
+        let users = leaving.remove(&partition).unwrap_or(0);
         tx.update(
             &partition,
             "#META",
-            Expr::new("ADD member_count :members, expiring_count :expiring")
+            Expr::new("ADD member_count :members, expiring_count :expiring, users_count :users")
                 .value(":members", n(members))
-                .value(":expiring", n(expiring)),
+                .value(":expiring", n(expiring))
+                .value(":users", n(users)),
+            Some(Expr::new("attribute_exists(PK)")),
+        )?;
+    }
+    // Customers whose item no grant of the batch touched as a scope.
+    for (partition, users) in leaving {
+        tx.update(
+            &partition,
+            "#META",
+            Expr::new("ADD users_count :users").value(":users", n(users)),
             Some(Expr::new("attribute_exists(PK)")),
         )?;
     }
@@ -897,13 +1119,24 @@ pub async fn revoke_batch_of_user(
     for (placeholder, key) in placeholders.iter().zip(&removed) {
         update = update.name(placeholder, key);
     }
+    let mut condition = Expr::new("attribute_exists(PK)");
+    for (i, count) in counts.iter().enumerate() {
+        let path = format!("customer_grants.#cust{i}");
+        update = if count.after == 0 {
+            update.and_remove(&path)
+        } else {
+            update
+                .and_set(&format!("{path} = :cust_after{i}"))
+                .value(&format!(":cust_after{i}"), n(count.after))
+        }
+        .name(&format!("#cust{i}"), &count.customer.to_string());
+        condition = condition.and(
+            Expr::new(format!("{path} = :cust_before{i}"))
+                .value(&format!(":cust_before{i}"), n(count.before)),
+        );
+    }
     let (user_pk, user_sk) = User::key(&user.uuid);
-    tx.update(
-        &user_pk,
-        &user_sk,
-        update,
-        Some(Expr::new("attribute_exists(PK)")),
-    )?;
+    tx.update(&user_pk, &user_sk, update, Some(condition))?;
     tx.commit().await?;
     Ok(batch.len())
 }

@@ -724,7 +724,10 @@ fn add_approval(
     now: &Timestamp,
 ) -> Result<grants::GrantActions> {
     if let (Some(customer), Scope::Project(project)) = (&approval.new_project, &approval.scope) {
-        scopes::add_project(tx, Some(reviewer), customer, project, now)?;
+        // The grant on the new project may bring the requester into the customer, whose item
+        // the project's creation already updates.
+        let joining = grants::CustomerCount::of(&approval.requester, &customer.uuid, 1).users_delta();
+        scopes::add_project(tx, Some(reviewer), customer, project, joining, now)?;
     }
     grants::add_grant(
         tx,
@@ -991,6 +994,7 @@ mod tests {
             token_hash: None,
             password_hash: None,
             held: Default::default(),
+            customer_grants: Default::default(),
             sessions_valid_after: None,
             token_lifetime: None,
             deleting: false,

@@ -133,7 +133,7 @@ pub async fn revoke_entry(
         )),
     )?;
     let live_index = match live {
-        Some((grant, new)) => Some(grants::add_revoke(&mut tx, grant, new, now)?),
+        Some((grant, new)) => Some(grants::add_revoke(&mut tx, grant, new, now)?.first),
         None => None,
     };
     match tx.commit().await {

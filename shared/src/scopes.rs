@@ -36,6 +36,9 @@ pub struct Customer {
     /// Of those, the grants with an expiration time (which may have passed before the sweep).
     #[serde(default)]
     pub expiring_count: i64,
+    /// Distinct users holding a role on the customer or any of its projects.
+    #[serde(default)]
+    pub users_count: i64,
     #[serde(default)]
     pub project_count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,6 +322,7 @@ pub async fn create_customer(
         created: time::storage(now),
         member_count: 0,
         expiring_count: 0,
+        users_count: 0,
         project_count: 0,
         pending_review_uuid: None,
         last_review_closed: None,
@@ -433,7 +437,7 @@ pub async fn create_project(
     let name = input.name.unwrap_or_default();
     let project = Project::new(&customer.uuid, &name, &input.description.unwrap_or_default(), now);
     let mut tx = store.transaction();
-    let customer_index = add_project(&mut tx, Some(actor), customer, &project, now)?;
+    let customer_index = add_project(&mut tx, Some(actor), customer, &project, 0, now)?;
     match tx.commit().await {
         Ok(()) => Ok(project),
         Err(TxError::ConditionFailed(i)) if i == customer_index => {
@@ -467,6 +471,7 @@ pub fn add_project(
     actor: Option<&AuthUser>,
     customer: &Customer,
     project: &Project,
+    joining_users: i64,
     now: &Timestamp,
 ) -> Result<usize> {
     let pk = partition(ContentType::Project, &project.uuid);
@@ -482,10 +487,14 @@ pub fn add_project(
         project: project.clone(),
     };
     tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    // The customer item once per transaction: a grant on the new project that brings a user
+    // into the customer counts here (`joining_users`).
     let customer_index = tx.update(
         &partition(ContentType::Customer, &customer.uuid),
         "#META",
-        Expr::new("ADD project_count :one").value(":one", n(1)),
+        Expr::new("ADD project_count :one, users_count :joining")
+            .value(":one", n(1))
+            .value(":joining", n(joining_users)),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
     let message = format!("Project {} has been created in {}.", project.name, customer.name);

@@ -429,6 +429,26 @@ impl Expr {
         self
     }
 
+    /// The update expression with one more `SET` action (placeholders are the caller's).
+    pub fn and_set(self, action: &str) -> Self {
+        self.and_action("SET ", action)
+    }
+
+    /// The update expression with one more `REMOVE` of `path`.
+    pub fn and_remove(self, path: &str) -> Self {
+        self.and_action("REMOVE ", path)
+    }
+
+    /// Adds an action to its clause (a clause keyword may stand once in an update expression).
+    fn and_action(mut self, clause: &str, action: &str) -> Self {
+        self.text = if self.text.contains(clause) {
+            self.text.replacen(clause, &format!("{clause}{action}, "), 1)
+        } else {
+            format!("{} {clause}{action}", self.text)
+        };
+        self
+    }
+
     /// Both conditions (their placeholders must not clash).
     pub fn and(mut self, other: Expr) -> Self {
         self.text = format!("({}) AND ({})", self.text, other.text);

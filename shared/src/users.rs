@@ -42,6 +42,10 @@ pub struct User {
     /// The user's grants, for authorization in the same read as the user (see `grants`).
     #[serde(default)]
     pub held: BTreeMap<String, HeldRole>,
+    /// How many of those grants are in each customer (on it or its projects), by customer uuid:
+    /// a user joins a customer's `users_count` with the first and leaves it with the last.
+    #[serde(default)]
+    pub customer_grants: BTreeMap<String, i64>,
     /// Sessions opened before this moment are over (set when the password changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_valid_after: Option<String>,
@@ -242,6 +246,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         token_hash: None,
         password_hash: new.password.as_deref().map(hash_password).transpose()?,
         held: BTreeMap::new(),
+        customer_grants: BTreeMap::new(),
         sessions_valid_after: None,
         token_lifetime: new.token_lifetime,
         deleting: false,

@@ -64,6 +64,56 @@ pub async fn assert_consistent(api: &TestApi) -> usize {
         );
     }
 
+    // Each customer's users_count: the distinct users with a grant on it or its projects; each
+    // user's count of grants per customer.
+    let project_customer: BTreeMap<String, String> = of_entity(&items, "project")
+        .iter()
+        .map(|p| (text(&p["PK"]), text(&p["customer_uuid"])))
+        .collect();
+    let mut users_per_customer: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut grants_per_user_customer: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for grant in of_entity(&items, "grant") {
+        let customer = text(&grant["customer_uuid"]);
+        users_per_customer
+            .entry(customer.clone())
+            .or_default()
+            .insert(text(&grant["user_uuid"]));
+        *grants_per_user_customer
+            .entry((text(&grant["user_uuid"]), customer))
+            .or_default() += 1;
+    }
+    assert!(
+        project_customer.values().all(|c| !c.is_empty()),
+        "projects name their customer"
+    );
+    for customer in of_entity(&items, "customer") {
+        let counted = users_per_customer
+            .get(&text(&customer["uuid"]))
+            .map_or(0, |users| users.len() as i64);
+        assert_eq!(
+            customer["users_count"].as_i64().unwrap_or(0),
+            counted,
+            "users_count of {}",
+            customer["PK"]
+        );
+    }
+    for user in of_entity(&items, "user") {
+        let recorded: BTreeMap<String, i64> = user["customer_grants"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let counted: BTreeMap<String, i64> = grants_per_user_customer
+            .iter()
+            .filter(|((u, _), _)| *u == text(&user["uuid"]))
+            .map(|((_, c), n)| (c.clone(), *n))
+            .collect();
+        assert_eq!(recorded, counted, "customer_grants of {}", user["username"]);
+    }
+
     let mut grants_per_role: BTreeMap<String, i64> = BTreeMap::new();
     for grant in of_entity(&items, "grant") {
         *grants_per_role.entry(text(&grant["role_uuid"])).or_default() += 1;

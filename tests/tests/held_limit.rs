@@ -14,19 +14,27 @@ async fn a_grant_past_the_item_size_limit_is_refused_and_leaves_nothing() {
     let (_, project) = api.customer_with_project("Org", "P").await;
     let path = format!("/api/projects/{}/", project["uuid"].as_str().unwrap());
 
-    // Fill bob's item to just under the limit, as some 2,000 grants would.
+    // Fill bob's item to just under the limit, as some 2,000 grants would: the largest padding
+    // (in steps of 100 bytes) that still fits, so that a grant's entry (some 200 bytes) does not.
     let store = api.store();
-    store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .key("PK", s(format!("USER#{}", bob.uuid)))
-        .key("SK", s("#META"))
-        .update_expression("SET held_padding = :padding")
-        .expression_attribute_values(":padding", s("x".repeat(409_200)))
-        .send()
-        .await
-        .unwrap();
+    let mut padding = 409_600;
+    loop {
+        padding -= 100;
+        let filled = store
+            .client()
+            .update_item()
+            .table_name(store.table())
+            .key("PK", s(format!("USER#{}", bob.uuid)))
+            .key("SK", s("#META"))
+            .update_expression("SET held_padding = :padding")
+            .expression_attribute_values(":padding", s("x".repeat(padding)))
+            .send()
+            .await;
+        if filled.is_ok() {
+            break;
+        }
+        assert!(padding > 400_000, "the item never fit");
+    }
     let items_before = api.all_items().await.len();
 
     let answer = api

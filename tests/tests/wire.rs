@@ -286,3 +286,72 @@ async fn the_customer_member_overview() {
         404
     );
 }
+
+#[tokio::test]
+async fn users_count_counts_each_user_of_a_customer_once_under_concurrent_changes() {
+    let api = &TestApi::new().await;
+    let admin = Some(api.admin_token.as_str());
+    let (customer, first) = api.customer_with_project("Org", "P1").await;
+    let body = json!({"name": "P2", "customer": customer["url"]});
+    let second = api.call("POST", "/api/projects/", admin, Some(body)).await.json;
+    let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+    let scopes = [
+        (customer_path.clone(), "CUSTOMER.SUPPORT"),
+        (
+            format!("/api/projects/{}/", first["uuid"].as_str().unwrap()),
+            "PROJECT.MEMBER",
+        ),
+        (
+            format!("/api/projects/{}/", second["uuid"].as_str().unwrap()),
+            "PROJECT.ADMIN",
+        ),
+    ];
+    let mut users = Vec::new();
+    for i in 0..8 {
+        users.push(api.user(&format!("u{i}"), false, false).await.0);
+    }
+    // The last four already hold P1's role, which is revoked during the race.
+    for user in &users[4..] {
+        api.grant(&scopes[1].0, &user.uuid, scopes[1].1).await;
+    }
+    let mut changes = Vec::new();
+    for user in &users[..4] {
+        for (path, role) in &scopes {
+            changes.push((
+                format!("{path}add_user/"),
+                json!({"user": user.uuid, "role": role}),
+            ));
+        }
+    }
+    for user in &users[4..] {
+        changes.push((
+            format!("{}delete_user/", scopes[1].0),
+            json!({"user": user.uuid, "role": scopes[1].1}),
+        ));
+        changes.push((
+            format!("{}add_user/", scopes[2].0),
+            json!({"user": user.uuid, "role": scopes[2].1}),
+        ));
+    }
+    assert!(changes.len() >= 20);
+    let answers = futures::future::join_all(
+        changes
+            .into_iter()
+            .map(|(path, body)| async move { api.call("POST", &path, admin, Some(body)).await }),
+    )
+    .await;
+    integration_tests::assert_race(&answers, &[200, 201], "grants and revocations of one customer");
+    let read = api.call("GET", &customer_path, admin, None).await;
+    assert_eq!(
+        read.json["users_count"], 8,
+        "eight users, each counted once: {}",
+        read.text
+    );
+    integration_tests::consistency::assert_consistent(api).await;
+    // The last role of a user in the customer goes: the user leaves the count.
+    let body = json!({"user": users[7].uuid, "role": scopes[2].1});
+    api.call("POST", &format!("{}delete_user/", scopes[2].0), admin, Some(body))
+        .await;
+    let read = api.call("GET", &customer_path, admin, None).await;
+    assert_eq!(read.json["users_count"], 7);
+}

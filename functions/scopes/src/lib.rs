@@ -336,7 +336,7 @@ fn customer_json(request: &ApiRequest, customer: &Customer) -> Value {
         "description": customer.description,
         "email": customer.email,
         "projects_count": customer.project_count,
-        "users_count": customer.member_count,
+        "users_count": customer.users_count,
     })
 }
 
