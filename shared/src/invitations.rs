@@ -368,9 +368,7 @@ pub async fn cancel(store: &Store, actor: &AuthUser, invitation: &Invitation, no
             tx.update(
                 &request_key(&request.uuid),
                 "#META",
-                Expr::new("SET #state = :canceled")
-                    .name("#state", "state")
-                    .value(":canceled", s("canceled")),
+                set_canceled(),
                 Some(
                     Expr::new("#state = :pending")
                         .name("#state", "state")
@@ -923,9 +921,7 @@ pub async fn cancel_request(
     tx.update(
         &request_key(&request.uuid),
         "#META",
-        Expr::new("SET #state = :canceled")
-            .name("#state", "state")
-            .value(":canceled", s("canceled")),
+        set_canceled(),
         Some(
             Expr::new("#state IN (:pending, :draft)")
                 .name("#state", "state")
@@ -950,7 +946,13 @@ pub async fn cancel_request(
     }
 }
 
-/// Frees the (invitation, user) slot, but only if it is this request's.
+fn set_canceled() -> Expr {
+    Expr::new("SET #state = :canceled")
+        .name("#state", "state")
+        .value(":canceled", s("canceled"))
+}
+
+/// Frees the (scope, user) slot, but only if it is this request's.
 fn delete_marker(tx: &mut Transaction<'_>, request: &PermissionRequest) -> Result<usize> {
     let (pk, sk) = open_request_key(request.scope_type, &request.scope_uuid, &request.created_by);
     tx.delete(

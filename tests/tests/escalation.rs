@@ -106,6 +106,15 @@ impl World {
     }
 }
 
+/// A workspace made with a session: its id.
+async fn new_workspace(api: &TestApi, session: &str) -> i64 {
+    let created = api
+        .with_session("POST", "/api/v1/workspaces/", session, Some(json!({"name": "W"})))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created.json["id"].as_i64().unwrap()
+}
+
 fn assert_status(answer: &Answer, status: u16, what: &str) {
     assert_eq!(answer.status, status, "{what}: {}", answer.text);
 }
@@ -186,16 +195,7 @@ async fn a_session_follows_the_user_as_they_are_now() {
     let api = TestApi::new().await;
     let (owner, _) = api.user_with_password("wsowner", PASSWORD).await;
     let owner_session = api.session(&owner.email, PASSWORD).await;
-    let created = api
-        .with_session(
-            "POST",
-            "/api/v1/workspaces/",
-            &owner_session,
-            Some(json!({"name": "W"})),
-        )
-        .await;
-    assert_status(&created, 201, "workspace");
-    let workspace = created.json["id"].as_i64().unwrap();
+    let workspace = new_workspace(&api, &owner_session).await;
     let path = format!("/api/v1/workspaces/{workspace}/");
 
     let (yves, _) = api.user_with_password("yves", PASSWORD).await;
@@ -327,17 +327,7 @@ async fn a_transfer_or_share_tells_a_non_owner_nothing_about_other_users() {
     let (owner, _) = api.user_with_password("wsowner", PASSWORD).await;
     let (snoop, _) = api.user_with_password("snoop", PASSWORD).await;
     let owner_session = api.session(&owner.email, PASSWORD).await;
-    let workspace = api
-        .with_session(
-            "POST",
-            "/api/v1/workspaces/",
-            &owner_session,
-            Some(json!({"name": "W"})),
-        )
-        .await
-        .json["id"]
-        .as_i64()
-        .unwrap();
+    let workspace = new_workspace(&api, &owner_session).await;
     let share = json!({"workspace": workspace, "user": snoop.pk, "role": "READER"});
     let shared = api
         .with_session(
@@ -554,17 +544,7 @@ async fn sharing_a_workspace_while_it_is_deleted_never_leaves_orphans() {
     let mut both = 0;
     for trial in 0..15 {
         let (guest, _) = api.user(&format!("guest{trial}"), false, false).await;
-        let id = api
-            .with_session(
-                "POST",
-                "/api/v1/workspaces/",
-                &session,
-                Some(json!({"name": "W"})),
-            )
-            .await
-            .json["id"]
-            .as_i64()
-            .unwrap();
+        let id = new_workspace(&api, &session).await;
         let share = json!({"workspace": id, "user": guest.pk, "role": "READER"});
         let path = format!("/api/v1/workspaces/{id}/");
         let (shared, deleted) = tokio::join!(

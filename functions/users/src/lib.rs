@@ -225,6 +225,21 @@ async fn visible_user(
     }
 }
 
+/// A user the caller may change: themself, or anyone for staff (others 403, or 404 when they
+/// cannot see the user).
+async fn own_or_staff(
+    ctx: &Context,
+    caller: &AuthUser,
+    uuid: &str,
+    now: &Timestamp,
+) -> Result<(Access, User)> {
+    let (access, user) = visible_user(ctx, caller, uuid, now).await?;
+    if !caller.is_staff && user.uuid != caller.uuid {
+        return Err(Error::PermissionDenied);
+    }
+    Ok((access, user))
+}
+
 async fn retrieve(
     ctx: &Context,
     request: &ApiRequest,
@@ -263,10 +278,7 @@ async fn change_password(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let now = time::now();
-    let (_, user) = visible_user(ctx, caller, uuid, &now).await?;
-    if !caller.is_staff && user.uuid != caller.uuid {
-        return Err(Error::PermissionDenied);
-    }
+    let (_, user) = own_or_staff(ctx, caller, uuid, &now).await?;
     let body = request.json()?;
     let empty = Map::new();
     let object = shared::validate::object(body.as_ref(), &empty)?;
@@ -311,10 +323,7 @@ async fn update(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let now = time::now();
-    let (access, user) = visible_user(ctx, caller, uuid, &now).await?;
-    if !caller.is_staff && user.uuid != caller.uuid {
-        return Err(Error::PermissionDenied);
-    }
+    let (access, user) = own_or_staff(ctx, caller, uuid, &now).await?;
     let input = UserInput::parse(
         request.json()?.as_ref(),
         request.method == Method::PUT,
