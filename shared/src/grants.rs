@@ -229,6 +229,16 @@ pub struct Member {
     pub grant: Grant,
     #[serde(flatten)]
     pub names: MemberNames,
+    /// When the grant was revoked (or replaced after it expired): a row of the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+impl Member {
+    /// Whether the row is a live grant now (not ended, not past its expiration).
+    pub fn is_active_at(&self, now: &Timestamp) -> bool {
+        self.ended.is_none() && self.grant.is_active_at(now)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -291,6 +301,22 @@ struct MemberItem {
 }
 
 impl MemberItem {
+    /// The history row of an ended grant: in its scope's partition after the live rows, found by
+    /// the grant's uuid, and listed by scope type (`PAST_GRANTS#<type>`).
+    fn past(member: &Member) -> Self {
+        let grant = &member.grant;
+        MemberItem {
+            pk: scopes::partition(grant.scope_type, &grant.scope_uuid),
+            sk: format!("PAST#{}#{}", grant.created, grant.uuid),
+            by_grant: format!("GRANT#{}", grant.uuid),
+            by_grant_sort: "#PAST".into(),
+            by_type: format!("PAST_GRANTS#{}", grant.scope_type.as_str()),
+            by_type_sort: format!("{}#{}", grant.created, grant.uuid),
+            entity: "past_grant".into(),
+            member: member.clone(),
+        }
+    }
+
     fn new(member: &Member) -> Self {
         let grant = &member.grant;
         let (pk, sk) = grant.member_key();
@@ -314,6 +340,7 @@ impl Member {
         &self,
         roles: &crate::authz::RoleSet,
         names: &crate::scopes::Directory,
+        now: &Timestamp,
     ) -> serde_json::Value {
         let grant = &self.grant;
         let role = roles.get(&grant.role_uuid);
@@ -330,6 +357,7 @@ impl Member {
             "scope_type": grant.scope_type.as_str(),
             "scope_uuid": grant.scope_uuid,
             "scope_name": names.scope_name(grant.scope_type, &grant.scope_uuid),
+            "is_active": self.is_active_at(now),
         });
         if let Some(object) = value.as_object_mut() {
             if grant.scope_type != ContentType::Customer {
@@ -397,6 +425,26 @@ pub async fn scope_with_members(
     scope_uuid: &Id,
     limit: Option<usize>,
 ) -> Result<Option<(Scope, Vec<Member>)>> {
+    read_scope(store, scope_type, scope_uuid, limit, false).await
+}
+
+/// The scope with its members and the history of its ended grants (`Member::ended` set), in
+/// one Query of its partition (the history rows come after the live ones).
+pub async fn scope_with_history(
+    store: &Store,
+    scope_type: ContentType,
+    scope_uuid: &Id,
+) -> Result<Option<(Scope, Vec<Member>)>> {
+    read_scope(store, scope_type, scope_uuid, None, true).await
+}
+
+async fn read_scope(
+    store: &Store,
+    scope_type: ContentType,
+    scope_uuid: &Id,
+    limit: Option<usize>,
+    history: bool,
+) -> Result<Option<(Scope, Vec<Member>)>> {
     let pk = scopes::partition(scope_type, scope_uuid);
     let mut scope = None;
     let mut members = Vec::new();
@@ -424,7 +472,7 @@ pub async fn scope_with_members(
                 .unwrap_or_default();
             if sk == "#META" {
                 scope = Some(scopes::scope_from_item(scope_type, item)?);
-            } else if sk.starts_with("MEMBER#") {
+            } else if sk.starts_with("MEMBER#") || (history && sk.starts_with("PAST#")) {
                 members.push(decode::<MemberItem>(item)?.member);
             }
         }
@@ -497,6 +545,7 @@ pub fn add_grant(
             created_by_username: new.granted_by.map(|g| g.username.clone()),
             created_by_full_name: new.granted_by.map(|g| g.full_name.clone()),
         },
+        ended: None,
     };
     let user_side = tx.put(
         &UserSideItem::new(&grant),
@@ -645,6 +694,7 @@ pub async fn import(
                 created_by_username: None,
                 created_by_full_name: None,
             },
+            ended: None,
         }));
     }
     store.batch_put(&user_sides).await?;
@@ -772,9 +822,15 @@ async fn replace_expired(
         return Err(Error::non_field(DUPLICATE));
     };
     let grant = member.grant.clone();
+    let ended = member_of(store, &existing).await?;
     let mut tx = store.transaction();
-    let (old_pk, old_sk) = existing.member_key();
-    tx.delete(&old_pk, &old_sk, None)?;
+    match &ended {
+        Some(ended) => end_member(&mut tx, ended, now)?,
+        None => {
+            let (old_pk, old_sk) = existing.member_key();
+            tx.delete(&old_pk, &old_sk, None)?;
+        }
+    }
     tx.put(
         &UserSideItem::new(&grant),
         Some(
@@ -933,10 +989,11 @@ pub async fn set_expiration(
 /// being the same grant), both counters drop, and the event records it.
 pub fn add_revoke(
     tx: &mut Transaction<'_>,
-    existing: &Grant,
+    ending: &Member,
     new: &NewGrant<'_>,
     now: &Timestamp,
 ) -> Result<RevokeActions> {
+    let existing = &ending.grant;
     let (pk, sk) = existing.user_key();
     let first = tx.delete(
         &pk,
@@ -947,8 +1004,7 @@ pub fn add_revoke(
                 .value(":uuid", s(existing.uuid.to_string())),
         ),
     )?;
-    let (member_pk, member_sk) = existing.member_key();
-    tx.delete(&member_pk, &member_sk, None)?;
+    end_member(tx, ending, now)?;
     let (user_pk, user_sk) = User::key(&existing.user_uuid);
     let counted = CustomerCount::of(new.user, &existing.customer_uuid, -1);
     let (update, condition) = counted.user_change(Expr::new("REMOVE held.#role").name(
@@ -972,6 +1028,25 @@ pub fn add_revoke(
     Ok(RevokeActions { first, user })
 }
 
+/// Moves a member row to the scope's history (`MemberItem::past`): the live row goes, the
+/// ended one comes, in the transaction that ends the grant.
+fn end_member(tx: &mut Transaction<'_>, member: &Member, now: &Timestamp) -> Result<()> {
+    let (pk, sk) = member.grant.member_key();
+    tx.delete(&pk, &sk, None)?;
+    let ended = Member {
+        ended: Some(time::storage(now)),
+        ..member.clone()
+    };
+    tx.put(&MemberItem::past(&ended), None)?;
+    Ok(())
+}
+
+/// The member row of a live grant, by its key (from the user's `held` map or user-side record).
+pub async fn member_of(store: &Store, grant: &Grant) -> Result<Option<Member>> {
+    let (pk, sk) = grant.member_key();
+    Ok(store.get::<MemberItem>(&pk, &sk).await?.map(|item| item.member))
+}
+
 /// Where a revocation's actions sit in its transaction.
 pub struct RevokeActions {
     /// The removal of the user-side record, conditioned on being this grant.
@@ -981,7 +1056,7 @@ pub struct RevokeActions {
 }
 
 /// Revokes a grant in a transaction of its own; revoking one already gone is a no-op.
-pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &Timestamp) -> Result<()> {
+pub async fn revoke(store: &Store, existing: &Member, new: &NewGrant<'_>, now: &Timestamp) -> Result<()> {
     let mut fresh: Option<User> = None;
     for _ in 0..USER_ATTEMPTS {
         let user = fresh.as_ref().unwrap_or(new.user);
@@ -1003,9 +1078,10 @@ pub async fn revoke(store: &Store, existing: &Grant, new: &NewGrant<'_>, now: &T
     Err(Error::Conflict(USER_CHANGED.into()))
 }
 
-/// Grants revoked per transaction when a user is deleted: three actions each (both items and
-/// the audit event) beside one counter update per scope and per role and the user's `held`.
-const REVOKED_PER_BATCH: usize = 16;
+/// Grants revoked per transaction when a user is deleted: four actions each (both items, the
+/// history row and the audit event) beside one counter update per scope and per role and the
+/// user's `held`.
+const REVOKED_PER_BATCH: usize = 12;
 
 /// Revokes one batch of the grants a user's `held` map records, for deleting the user: both
 /// items of each grant, its audit event, the scopes' and roles' counters (one update per scope
@@ -1021,6 +1097,9 @@ pub async fn revoke_batch_of_user(
     if batch.is_empty() {
         return Ok(0);
     }
+    // The batch's member rows, for the history (one BatchGetItem).
+    let mut rows = store.batch_get_items(&member_keys(&batch)).await?;
+    let rows = take_members(&mut rows)?;
     let mut tx = store.transaction();
     let mut per_scope: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut per_role: BTreeMap<Id, i64> = BTreeMap::new();
@@ -1037,7 +1116,12 @@ pub async fn revoke_batch_of_user(
             ),
         )?;
         let (member_pk, member_sk) = grant.member_key();
-        tx.delete(&member_pk, &member_sk, None)?;
+        match rows.iter().find(|row| row.grant.uuid == grant.uuid) {
+            Some(row) => end_member(&mut tx, row, now)?,
+            None => {
+                tx.delete(&member_pk, &member_sk, None)?;
+            }
+        }
         let counts = per_scope.entry(member_pk).or_default();
         counts.0 -= 1;
         counts.1 -= i64::from(grant.expiration_time.is_some());
@@ -1210,7 +1294,15 @@ pub async fn members_of_type(store: &Store, scope_type: ContentType) -> Result<V
     Ok(items.into_iter().map(|item| item.member).collect())
 }
 
-/// The member row of a grant, by the grant's uuid.
+/// The history rows of one scope type (staff and support listings), in creation order.
+pub async fn history_of_type(store: &Store, scope_type: ContentType) -> Result<Vec<Member>> {
+    let items: Vec<MemberItem> = store
+        .query_index("GSI3", &format!("PAST_GRANTS#{}", scope_type.as_str()))
+        .await?;
+    Ok(items.into_iter().map(|item| item.member).collect())
+}
+
+/// The member row of a grant, live or ended, by the grant's uuid.
 pub async fn member_by_uuid(store: &Store, grant: &Id) -> Result<Option<Member>> {
     let items: Vec<MemberItem> = store.query_index("GSI2", &format!("GRANT#{grant}")).await?;
     Ok(items.into_iter().next().map(|item| item.member))
@@ -1254,12 +1346,13 @@ pub async fn expired_page(
 
 /// Revokes an expired grant on behalf of nobody (the sweeper); the audit event says why.
 pub async fn expire(store: &Store, grant: &Grant, now: &Timestamp) -> Result<bool> {
-    let (scope, user, role) = tokio::try_join!(
+    let (scope, user, role, member) = tokio::try_join!(
         scopes::get_scope(store, grant.scope_type, &grant.scope_uuid),
         crate::users::get(store, &grant.user_uuid),
-        roles::find(store, &grant.role_uuid)
+        roles::find(store, &grant.role_uuid),
+        member_of(store, grant)
     )?;
-    let (Some(scope), Some(user), Some(role)) = (scope, user, role) else {
+    let (Some(scope), Some(user), Some(role), Some(member)) = (scope, user, role, member) else {
         return Ok(false);
     };
     let new = NewGrant {
@@ -1269,6 +1362,6 @@ pub async fn expire(store: &Store, grant: &Grant, now: &Timestamp) -> Result<boo
         expiration_time: None,
         granted_by: None,
     };
-    revoke(store, grant, &new, now).await?;
+    revoke(store, &member, &new, now).await?;
     Ok(true)
 }

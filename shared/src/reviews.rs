@@ -133,7 +133,14 @@ pub async fn revoke_entry(
         )),
     )?;
     let live_index = match live {
-        Some((grant, new)) => Some(grants::add_revoke(&mut tx, grant, new, now)?.first),
+        Some((grant, new)) => {
+            // The live grant, with the names of the row the review keeps, goes to the history.
+            let ending = grants::Member {
+                grant: grant.clone(),
+                ..entry.member.clone()
+            };
+            Some(grants::add_revoke(&mut tx, &ending, new, now)?.first)
+        }
         None => None,
     };
     match tx.commit().await {

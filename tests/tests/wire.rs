@@ -355,3 +355,99 @@ async fn users_count_counts_each_user_of_a_customer_once_under_concurrent_change
     let read = api.call("GET", &customer_path, admin, None).await;
     assert_eq!(read.json["users_count"], 7);
 }
+
+#[tokio::test]
+async fn user_permissions_keep_the_history_of_revoked_and_expired_grants() {
+    let api = &TestApi::new().await;
+    let admin = Some(api.admin_token.as_str());
+    let (customer, project) = api.customer_with_project("Org", "P").await;
+    let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+    let project_path = format!("/api/projects/{}/", project["uuid"].as_str().unwrap());
+    let (bob, _) = api.user("bob", false, false).await;
+    let (owner, owner_token) = api.user("olga", false, false).await;
+    api.grant(&customer_path, &owner.uuid, "CUSTOMER.OWNER").await;
+    api.grant(&project_path, &bob.uuid, "PROJECT.MEMBER").await;
+    api.grant(&project_path, &bob.uuid, "PROJECT.ADMIN").await;
+    let revoke = json!({"user": bob.uuid, "role": "PROJECT.MEMBER"});
+    let answer = api
+        .call(
+            "POST",
+            &format!("{project_path}delete_user/"),
+            admin,
+            Some(revoke),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    let listed = |query: String, token: String| async move {
+        api.call(
+            "GET",
+            &format!("/api/user-permissions/{query}"),
+            Some(&token),
+            None,
+        )
+        .await
+    };
+    let staff = || api.admin_token.clone();
+    let all = listed(format!("?user={}", bob.uuid), staff()).await;
+    let rows = all.json.as_array().unwrap();
+    let summary: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["role_name"].as_str().unwrap(),
+                r["is_active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("PROJECT.MEMBER", false), ("PROJECT.ADMIN", true)],
+        "oldest first, with the revoked one"
+    );
+    assert_eq!(
+        rows[0]["created_by_username"], "admin",
+        "the history keeps who granted"
+    );
+    let history = listed(format!("?user={}&is_active=false", bob.uuid), staff()).await;
+    assert_eq!(history.json.as_array().unwrap().len(), 1);
+    let pk = rows[0]["uuid"].as_str().unwrap();
+    let one = api
+        .call("GET", &format!("/api/user-permissions/{pk}/"), admin, None)
+        .await;
+    assert_eq!(
+        (one.status, &one.json["is_active"]),
+        (200, &json!(false)),
+        "{}",
+        one.text
+    );
+    let seed = api
+        .call("GET", &format!("/api/project-permissions/{pk}/"), admin, None)
+        .await;
+    assert_eq!(seed.status, 404, "the seed listings show live grants only");
+    let seed_list = api
+        .call(
+            "GET",
+            &format!("/api/project-permissions/?user={}", bob.uuid),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(seed_list.json.as_array().unwrap().len(), 1);
+
+    // The owner sees the history of her customer; once bob is inactive, none of his rows.
+    let seen = listed(format!("?user={}", bob.uuid), owner_token.clone()).await;
+    assert_eq!(seen.json.as_array().unwrap().len(), 2, "{}", seen.text);
+    let path = format!("/api/users/{}/", bob.uuid);
+    api.call("PATCH", &path, admin, Some(json!({"is_active": false})))
+        .await;
+    let seen = listed(format!("?user={}", bob.uuid), owner_token.clone()).await;
+    assert_eq!(seen.json, json!([]));
+    let by_staff = listed(format!("?user={}", bob.uuid), staff()).await;
+    assert_eq!(
+        by_staff.json.as_array().unwrap().len(),
+        2,
+        "staff see inactive users' rows"
+    );
+    integration_tests::consistency::assert_consistent(api).await;
+}

@@ -99,8 +99,9 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
     }
 }
 
-/// Active grants in the scopes the caller sees (all of them for staff and support), plus the
-/// caller's own; and the scopes read on the way.
+/// Grants in the scopes the caller sees (all of them for staff and support): the active ones,
+/// and for `/api/user-permissions/` the history too (revoked and expired grants); and the scopes
+/// read on the way.
 async fn visible_members(
     ctx: &Context,
     access: &Access,
@@ -109,10 +110,14 @@ async fn visible_members(
     let now = time::now();
     let mut members = Vec::new();
     let mut names = Directory::default();
+    let history = listing == Listing::User;
     if access.sees_everything() {
         for scope_type in [ContentType::Customer, ContentType::Project] {
             if listing.includes(scope_type) {
                 members.extend(grants::members_of_type(&ctx.store, scope_type).await?);
+                if history {
+                    members.extend(grants::history_of_type(&ctx.store, scope_type).await?);
+                }
             }
         }
     } else {
@@ -120,16 +125,36 @@ async fn visible_members(
             authz::visible_scopes(&ctx.store, access, listing.includes(ContentType::Project)).await?;
         names = read;
         for scope in scopes {
-            if listing.includes(scope.content_type)
-                && let Some((scope, rows)) =
-                    grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
-            {
+            if !listing.includes(scope.content_type) {
+                continue;
+            }
+            let read = if history {
+                grants::scope_with_history(&ctx.store, scope.content_type, &scope.uuid).await?
+            } else {
+                grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
+            };
+            if let Some((scope, rows)) = read {
                 names.insert(scope);
                 members.extend(rows);
             }
         }
+        if history {
+            // Who is not staff or support sees the rows of active users only (Waldur).
+            let mut ids: Vec<Id> = members.iter().map(|m| m.grant.user_uuid).collect();
+            ids.sort();
+            ids.dedup();
+            let active: Vec<Id> = shared::users::by_ids(&ctx.store, &ids)
+                .await?
+                .into_iter()
+                .filter(|u| u.is_active)
+                .map(|u| u.uuid)
+                .collect();
+            members.retain(|m| active.contains(&m.grant.user_uuid));
+        }
     }
-    members.retain(|m| m.grant.is_active_at(&now));
+    if !history {
+        members.retain(|m| m.is_active_at(&now));
+    }
     Ok((members, names))
 }
 
@@ -185,12 +210,19 @@ async fn list(
     let access = Access::load(&ctx.store, &ctx.roles, user, &time::now()).await?;
     let roles = access.roles();
     let (members, mut names) = visible_members(ctx, &access, listing).await?;
+    let now = time::now();
+    let active = request.params.boolean("is_active");
     let mut members: Vec<Member> = members
         .into_iter()
         .filter(|m| matches(m, &request.params, listing, roles))
+        .filter(|m| active.is_none_or(|wanted| m.is_active_at(&now) == wanted))
         .collect();
-    // Waldur lists the newest grants first unless asked otherwise.
-    members.sort_by(|a, b| b.grant.created.cmp(&a.grant.created));
+    // The seed listings show the newest grants first; /api/user-permissions/ the oldest (§3.9).
+    if listing == Listing::User {
+        members.sort_by(|a, b| a.grant.created.cmp(&b.grant.created));
+    } else {
+        members.sort_by(|a, b| b.grant.created.cmp(&a.grant.created));
+    }
     grants::sort_members(&mut members, &ordering, |uuid| {
         roles.get(uuid).map(|r| r.name.clone()).unwrap_or_default()
     });
@@ -214,9 +246,12 @@ async fn retrieve(
     let not_found = || Error::not_found("UserRole");
     let uuid = Id::parse(pk).ok_or_else(not_found)?;
     let now = time::now();
+    // /api/user-permissions/ rows include the history; the seed listings live grants only.
     let member = grants::member_by_uuid(&ctx.store, &uuid)
         .await?
-        .filter(|m| m.grant.is_active_at(&now) && listing.includes(m.grant.scope_type))
+        .filter(|m| {
+            (listing == Listing::User || m.is_active_at(&now)) && listing.includes(m.grant.scope_type)
+        })
         .ok_or_else(not_found)?;
     // The row names its scope: those items come in the same read as the caller's grants.
     let (access, fetched) = Access::load_with(
@@ -297,7 +332,7 @@ fn row(request: &ApiRequest, listing: Listing, member: &Member, roles: &RoleSet,
             }
             value
         }
-        Listing::User => member.permission_row(roles, names),
+        Listing::User => member.permission_row(roles, names, &time::now()),
     }
 }
 

@@ -473,7 +473,15 @@ async fn change_membership(
             Ok(http::json(StatusCode::OK, &expiration(&grant)))
         }
         Membership::Delete => {
-            if let Some(existing) = grants::find(&ctx.store, &body.user.uuid, &scope, &body.role.uuid).await?
+            // The user item read with the body names the grant; its member row (with who
+            // granted it) goes to the history.
+            let held = grants::held_by(&body.user).into_iter().find(|g| {
+                g.scope_type == scope.content_type()
+                    && g.scope_uuid == scope.uuid()
+                    && g.role_uuid == body.role.uuid
+            });
+            if let Some(held) = held
+                && let Some(existing) = grants::member_of(&ctx.store, &held).await?
             {
                 grants::revoke(&ctx.store, &existing, &new, &now).await?;
             }

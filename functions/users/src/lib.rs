@@ -485,7 +485,7 @@ impl<'a> View<'a> {
                     rows.sort_by(|a, b| a.grant.created.cmp(&b.grant.created));
                     json!(
                         rows.iter()
-                            .map(|m| m.permission_row(self.roles, names))
+                            .map(|m| m.permission_row(self.roles, names, now))
                             .collect::<Vec<_>>()
                     )
                 }
