@@ -31,7 +31,7 @@ dev:
 	@# The key that seals the API tokens of the dev table: made once, kept with the data.
 	@test -s .dev/token-keys || { mkdir -p .dev && (umask 077 && target/debug/admin new-token-key dev > .dev/token-keys); }
 	scripts/ddb.sh start $(DEV_DDB_PORT) .dev/ddb-data
-	env $(DEV_ENV) target/debug/admin bootstrap --create-table --seed-roles --staff-user admin --token-file .dev/admin.token
+	env $(DEV_ENV) target/debug/admin bootstrap --create-table --seed-roles --recount --staff-user admin --token-file .dev/admin.token
 	@echo "API token of the staff user admin is in .dev/admin.token; serving http://$(DEV_ADDR)" >&2
 	exec env $(DEV_ENV) target/debug/local-api --addr $(DEV_ADDR) --template template.yaml
 

@@ -947,6 +947,51 @@ pub async fn delete(store: &Store, actor: &AuthUser, user: &User, now: &Timestam
     }
 }
 
+/// Recounts every user's `customer_grants` from their `held` map and every customer's
+/// `users_count` from those, for tables made before the counts existed (`admin bootstrap
+/// --recount`, run by `make dev`). Not for a table in use: it writes what it counted.
+pub async fn recount(store: &Store) -> Result<usize> {
+    let mut users_of: BTreeMap<Id, i64> = BTreeMap::new();
+    let users = all(store).await?;
+    for user in &users {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for held in user.held.values() {
+            *counts.entry(held.customer.to_string()).or_default() += 1;
+        }
+        for customer in counts.keys().filter_map(|c| Id::parse(c)) {
+            *users_of.entry(customer).or_default() += 1;
+        }
+        let (pk, sk) = User::key(&user.uuid);
+        let mut tx = store.transaction();
+        tx.update(
+            &pk,
+            &sk,
+            Expr::new("SET customer_grants = :counts").value(":counts", crate::store::encode_value(&counts)?),
+            Some(Expr::new("attribute_exists(PK)")),
+        )?;
+        tx.commit().await?;
+    }
+    let mut start = None;
+    loop {
+        let (customers, next) = crate::scopes::customers_page(store, start).await?;
+        for customer in customers {
+            let count = users_of.get(&customer.uuid).copied().unwrap_or(0);
+            let mut tx = store.transaction();
+            tx.update(
+                &crate::scopes::partition(crate::roles::ContentType::Customer, &customer.uuid),
+                "#META",
+                Expr::new("SET users_count = :count").value(":count", crate::store::n(count)),
+                Some(Expr::new("attribute_exists(PK)")),
+            )?;
+            tx.commit().await?;
+        }
+        match next {
+            Some(next) => start = Some(next),
+            None => return Ok(users.len()),
+        }
+    }
+}
+
 fn lifetime_value(lifetime: Option<i64>) -> aws_sdk_dynamodb::types::AttributeValue {
     match lifetime {
         Some(seconds) => crate::store::n(seconds),

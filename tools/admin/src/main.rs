@@ -13,11 +13,12 @@ const USAGE: &str = "\
 usage: admin <command> [options]   (TABLE_NAME and the AWS environment select the table)
 
   bootstrap [--create-table] [--seed-roles] [--staff-user NAME] [--token-file PATH]
-            [--token-lifetime SECONDS|null]
+            [--token-lifetime SECONDS|null] [--recount]
       Idempotent set-up of a fresh deployment. With --staff-user, makes sure NAME exists and is
       staff (a new one with the token lifetime given, null by default: its token never
       expires); the token in PATH is kept while it is still NAME's valid token, otherwise a new
       one is issued and written there. The token is printed on the last line.
+      --recount recounts the users per customer of a table made before the counts existed.
   new-token-key [ID]        prints a new token key ID=SECRET, for TOKEN_KEYS (no table needed)
   create-table
   seed-roles
@@ -66,7 +67,13 @@ struct Flags {
 }
 
 impl Flags {
-    const SWITCHES: [&str; 4] = ["--create-table", "--seed-roles", "--staff", "--support"];
+    const SWITCHES: [&str; 5] = [
+        "--create-table",
+        "--seed-roles",
+        "--staff",
+        "--support",
+        "--recount",
+    ];
 
     fn parse(args: &[String]) -> Result<Self, String> {
         let mut flags = Flags {
@@ -113,6 +120,10 @@ async fn bootstrap(store: &Store, flags: &Flags) -> Result<()> {
     }
     if flags.has("--seed-roles") {
         seed_roles(store).await?;
+    }
+    if flags.has("--recount") {
+        let users = users::recount(store).await?;
+        eprintln!("users per customer recounted ({users} users)");
     }
     let Some(username) = flags.value("--staff-user") else {
         return Ok(());
