@@ -369,11 +369,7 @@ pub async fn cancel(store: &Store, actor: &AuthUser, invitation: &Invitation, no
                 &request_key(&request.uuid),
                 "#META",
                 set_canceled(),
-                Some(
-                    Expr::new("#state = :pending")
-                        .name("#state", "state")
-                        .value(":pending", s("pending")),
-                ),
+                Some(still_pending()),
             )?;
             delete_marker(&mut tx, request)?;
         }
@@ -791,11 +787,7 @@ pub async fn approve(
             &request_key(&request.uuid),
             "#META",
             review_update(&reviewed),
-            Some(
-                Expr::new("#state = :pending")
-                    .name("#state", "state")
-                    .value(":pending", s("pending")),
-            ),
+            Some(still_pending()),
         )?;
         let invitation_active = still_active(&mut tx, &invitation)?;
         let grant = if with_grant {
@@ -895,11 +887,7 @@ pub async fn reject(
         &request_key(&request.uuid),
         "#META",
         review_update(&reviewed),
-        Some(
-            Expr::new("#state = :pending")
-                .name("#state", "state")
-                .value(":pending", s("pending")),
-        ),
+        Some(still_pending()),
     )?;
     delete_marker(&mut tx, request)?;
     record_decision(&mut tx, reviewer, &reviewed, now)?;
@@ -944,6 +932,13 @@ pub async fn cancel_request(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The request is still pending (the condition of every decision on it).
+fn still_pending() -> Expr {
+    Expr::new("#state = :pending")
+        .name("#state", "state")
+        .value(":pending", s("pending"))
 }
 
 fn set_canceled() -> Expr {
