@@ -488,6 +488,7 @@ fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
             sessions_valid_after: None,
             token_lifetime: None,
             deleting: false,
+            email_change: None,
         })
         .collect()
 }

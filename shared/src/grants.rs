@@ -317,6 +317,10 @@ impl MemberItem {
         }
     }
 
+    fn key(&self) -> (String, String) {
+        (self.pk.clone(), self.sk.clone())
+    }
+
     fn new(member: &Member) -> Self {
         let grant = &member.grant;
         let (pk, sk) = grant.member_key();
@@ -1039,6 +1043,95 @@ fn end_member(tx: &mut Transaction<'_>, member: &Member, now: &Timestamp) -> Res
     };
     tx.put(&MemberItem::past(&ended), None)?;
     Ok(())
+}
+
+/// Moves the grants of a project to another customer inside a transaction: every live grant's
+/// user-side record, member row and `held` entry, every history row, and each holder's counts
+/// in both customers (conditioned on the counts read, as every grant is). `holders` are the
+/// users of the live grants, as read. Answers how many users leave `from` and join `to`, for
+/// the customers' `users_count`.
+pub fn add_project_move(
+    tx: &mut Transaction<'_>,
+    members: &[Member],
+    holders: &[User],
+    from: &Id,
+    to: &Id,
+) -> Result<(i64, i64)> {
+    let moved = |pk: &str, sk: &str, tx: &mut Transaction<'_>| {
+        tx.update(
+            pk,
+            sk,
+            Expr::new("SET customer_uuid = :to").value(":to", s(to.to_string())),
+            Some(Expr::new("attribute_exists(PK)")),
+        )
+    };
+    let (mut leaving, mut joining) = (0, 0);
+    for member in members.iter().filter(|m| m.ended.is_some()) {
+        let (pk, sk) = MemberItem::past(member).key();
+        moved(&pk, &sk, tx)?;
+    }
+    for holder in holders {
+        let grants: Vec<&Grant> = members
+            .iter()
+            .filter(|m| m.ended.is_none() && m.grant.user_uuid == holder.uuid)
+            .map(|m| &m.grant)
+            .collect();
+        if grants.is_empty() {
+            continue;
+        }
+        let mut update = Expr::new("SET customer_grants.#to = :to_after");
+        for (i, grant) in grants.iter().enumerate() {
+            let (pk, sk) = grant.user_key();
+            moved(&pk, &sk, tx)?;
+            let (pk, sk) = grant.member_key();
+            moved(&pk, &sk, tx)?;
+            let held = HeldRole {
+                customer: *to,
+                ..HeldRole::of(grant)
+            };
+            update = update
+                .and_set(&format!("held.#g{i} = :g{i}"))
+                .name(
+                    &format!("#g{i}"),
+                    &held_key(grant.scope_type, &grant.scope_uuid, &grant.role_uuid),
+                )
+                .value(&format!(":g{i}"), encode_value(&held)?);
+        }
+        let count = |customer: &Id| {
+            holder
+                .customer_grants
+                .get(&customer.to_string())
+                .copied()
+                .unwrap_or(0)
+        };
+        let moving = i64::try_from(grants.len()).map_err(Error::internal)?;
+        let (before_from, before_to) = (count(from), count(to));
+        let after_from = (before_from - moving).max(0);
+        update = update
+            .value(":to_after", n(before_to + moving))
+            .name("#to", &to.to_string())
+            .name("#from", &from.to_string());
+        update = if after_from == 0 {
+            update.and_remove("customer_grants.#from")
+        } else {
+            update
+                .and_set("customer_grants.#from = :from_after")
+                .value(":from_after", n(after_from))
+        };
+        let to_condition = if before_to == 0 {
+            "(attribute_not_exists(customer_grants.#to) OR customer_grants.#to = :to_before)"
+        } else {
+            "customer_grants.#to = :to_before"
+        };
+        let condition = Expr::new(format!("customer_grants.#from = :from_before AND {to_condition}"))
+            .value(":from_before", n(before_from))
+            .value(":to_before", n(before_to));
+        let (pk, sk) = User::key(&holder.uuid);
+        tx.update(&pk, &sk, update, Some(condition))?;
+        leaving += i64::from(after_from == 0);
+        joining += i64::from(before_to == 0);
+    }
+    Ok((leaving, joining))
 }
 
 /// The member row of a live grant, by its key (from the user's `held` map or user-side record).

@@ -395,7 +395,9 @@ pub async fn respond(
     route: impl AsyncFnOnce(&ApiRequest) -> Result<Response<Body>>,
 ) -> Response<Body> {
     let request = ApiRequest::new(request);
-    let mut response = crate::store::with_alongside(route(&request))
+    // On the heap: a route's future holds every handler's state, too big for a debug build's
+    // stack once a function serves many routes.
+    let mut response = crate::store::with_alongside(Box::pin(route(&request)))
         .await
         .unwrap_or_else(|error| error_response(&error));
     if request.method == Method::HEAD {

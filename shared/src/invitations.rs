@@ -216,11 +216,11 @@ struct OpenRequestMarker {
     request_uuid: Id,
 }
 
-fn invitation_key(uuid: &Id) -> String {
+pub(crate) fn invitation_key(uuid: &Id) -> String {
     format!("INVITATION#{uuid}")
 }
 
-fn request_key(uuid: &Id) -> String {
+pub(crate) fn request_key(uuid: &Id) -> String {
     format!("REQUEST#{uuid}")
 }
 
@@ -278,9 +278,9 @@ pub fn project_name(template: Option<&str>, user: &User) -> String {
     }
 }
 
-pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
+fn invitation_item(invitation: &Invitation) -> InvitationItem {
     let sort = format!("{}#{}", invitation.created, invitation.uuid);
-    let item = InvitationItem {
+    InvitationItem {
         pk: invitation_key(&invitation.uuid),
         sk: "#META".into(),
         of_customer: format!("CUSTOMER#{}#INVITATIONS", invitation.customer_uuid),
@@ -289,9 +289,15 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
         all_sort: sort,
         entity: "group_invitation".into(),
         invitation: invitation.clone(),
-    };
+    }
+}
+
+pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
     let mut tx = store.transaction();
-    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    tx.put(
+        &invitation_item(invitation),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
     let event = Event {
         event_type: "group_invitation_created",
         subject: invitation_key(&invitation.uuid),
@@ -300,6 +306,51 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
     };
     audit::record(&mut tx, Some(actor), &event, now)?;
     tx.commit().await.map_err(Error::from)
+}
+
+/// Replaces an active invitation's terms (`PUT`/`PATCH`), conditioned on its being active
+/// still. Requests already submitted keep the terms they were made under (each carries its
+/// scope, role and template).
+pub async fn update(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
+    let mut tx = store.transaction();
+    tx.put(
+        &invitation_item(invitation),
+        Some(Expr::new("is_active = :yes").value(":yes", crate::store::b(true))),
+    )?;
+    let event = Event {
+        event_type: "group_invitation_updated",
+        subject: invitation_key(&invitation.uuid),
+        message: format!("Group invitation {} has been updated.", invitation.uuid),
+        details: json!({"scope_type": invitation.scope_type.as_str(), "scope_uuid": invitation.scope_uuid, "role_uuid": invitation.role_uuid}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(0)) => Err(Error::rejected("Only active invitations can be edited.")),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes a canceled invitation (`DELETE`); its requests stay, with their history.
+pub async fn delete(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
+    let mut tx = store.transaction();
+    tx.delete(
+        &invitation_key(&invitation.uuid),
+        "#META",
+        Some(Expr::new("is_active = :no").value(":no", crate::store::b(false))),
+    )?;
+    let event = Event {
+        event_type: "group_invitation_deleted",
+        subject: invitation_key(&invitation.uuid),
+        message: format!("Group invitation {} has been deleted.", invitation.uuid),
+        details: json!({}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(0)) => Err(Error::rejected("Only canceled invitation can be deleted.")),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The key of an invitation's item, for reading it with other items.
@@ -934,6 +985,41 @@ pub async fn cancel_request(
     }
 }
 
+/// Deletes a request (`DELETE`, staff): the item goes, and with it the (scope, user) slot it
+/// held if it was still open, conditioned on the state it was read in.
+pub async fn delete_request(
+    store: &Store,
+    actor: &AuthUser,
+    request: &PermissionRequest,
+    now: &Timestamp,
+) -> Result<()> {
+    let mut tx = store.transaction();
+    tx.delete(
+        &request_key(&request.uuid),
+        "#META",
+        Some(
+            Expr::new("#state = :state")
+                .name("#state", "state")
+                .value(":state", s(request.state.as_str())),
+        ),
+    )?;
+    delete_marker(&mut tx, request)?;
+    let event = Event {
+        event_type: "permission_request_deleted",
+        subject: request_key(&request.uuid),
+        message: format!("Permission request {} has been deleted.", request.uuid),
+        details: json!({"state": request.state.as_str()}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TxError::ConditionFailed(0)) => Err(Error::Conflict(
+            "The request was changed by another request. Retry.".into(),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The request is still pending (the condition of every decision on it).
 fn still_pending() -> Expr {
     Expr::new("#state = :pending")
@@ -995,6 +1081,7 @@ mod tests {
             sessions_valid_after: None,
             token_lifetime: None,
             deleting: false,
+            email_change: None,
         };
         assert_eq!(
             project_name(Some("{full_name}'s lab ({email})"), &user),

@@ -161,7 +161,7 @@ pub async fn revoke_entry(
     }
 }
 
-fn review_key(uuid: &Id) -> String {
+pub(crate) fn review_key(uuid: &Id) -> String {
     format!("REVIEW#{uuid}")
 }
 

@@ -29,6 +29,15 @@ pub struct Customer {
     pub description: String,
     #[serde(default)]
     pub email: String,
+    #[serde(default)]
+    pub contact_details: String,
+    #[serde(default)]
+    pub phone_number: String,
+    #[serde(default)]
+    pub homepage: String,
+    /// Comma-separated addresses that hear of the organisation's notifications.
+    #[serde(default)]
+    pub notification_emails: String,
     pub created: String,
     /// Active grants at this customer (not its projects).
     #[serde(default)]
@@ -53,6 +62,9 @@ pub struct Project {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Waldur's project slug; made from the name at creation, staff may set it.
+    #[serde(default)]
+    pub slug: String,
     pub customer_uuid: Id,
     pub created: String,
     #[serde(default)]
@@ -177,6 +189,11 @@ pub struct ScopeInput {
     pub native_name: Option<String>,
     pub description: Option<String>,
     pub email: Option<String>,
+    pub contact_details: Option<String>,
+    pub phone_number: Option<String>,
+    pub homepage: Option<String>,
+    pub notification_emails: Option<String>,
+    pub slug: Option<String>,
 }
 
 impl ScopeInput {
@@ -208,6 +225,69 @@ impl ScopeInput {
         }
         errors.into_result(input)
     }
+
+    /// Checks a body of `POST /api/customers/{uuid}/contact/`: the contact fields only.
+    pub fn parse_contact(body: Option<&Value>) -> Result<Self> {
+        let empty = serde_json::Map::new();
+        let object = validate::object(body, &empty)?;
+        let mut errors = FieldErrors::default();
+        let mut text =
+            |field: &str, max: usize| validate::string(object, field, max, false, true, &mut errors);
+        let input = ScopeInput {
+            email: text("email", 75),
+            contact_details: text("contact_details", TEXT_MAX),
+            phone_number: text("phone_number", 255),
+            homepage: text("homepage", 255),
+            notification_emails: text("notification_emails", TEXT_MAX),
+            ..ScopeInput::default()
+        };
+        let mut addresses = input.email.iter().map(String::as_str).chain(
+            input
+                .notification_emails
+                .iter()
+                .flat_map(|list| list.split(',').map(str::trim)),
+        );
+        if addresses.any(|email| !email.is_empty() && !validate::is_email(email)) {
+            errors.add("email", "Enter a valid email address.");
+        }
+        errors.into_result(input)
+    }
+
+    /// Checks a body of `POST /api/projects/{uuid}/set_slug/`.
+    pub fn parse_slug(body: Option<&Value>) -> Result<Self> {
+        let empty = serde_json::Map::new();
+        let object = validate::object(body, &empty)?;
+        let mut errors = FieldErrors::default();
+        let slug = validate::string(object, "slug", 50, true, false, &mut errors);
+        if slug.as_ref().is_some_and(|slug| {
+            !slug
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }) {
+            errors.add(
+                "slug",
+                "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens.",
+            );
+        }
+        errors.into_result(ScopeInput {
+            slug,
+            ..ScopeInput::default()
+        })
+    }
+}
+
+/// Django's `slugify`, as Waldur makes a slug from a name: ASCII letters and digits kept (lower
+/// case), runs of spaces and hyphens one hyphen, everything else dropped.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            slug.push(c);
+        } else if (c.is_whitespace() || c == '-') && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_matches('-').chars().take(50).collect()
 }
 
 pub async fn get_customer(store: &Store, uuid: &Id) -> Result<Option<Customer>> {
@@ -319,6 +399,10 @@ pub async fn create_customer(
         native_name: input.native_name.unwrap_or_default(),
         description: input.description.unwrap_or_default(),
         email: input.email.unwrap_or_default(),
+        contact_details: input.contact_details.unwrap_or_default(),
+        phone_number: input.phone_number.unwrap_or_default(),
+        homepage: input.homepage.unwrap_or_default(),
+        notification_emails: input.notification_emails.unwrap_or_default(),
         created: time::storage(now),
         member_count: 0,
         expiring_count: 0,
@@ -364,6 +448,16 @@ pub async fn update_customer(
         native_name: input.native_name.unwrap_or_else(|| customer.native_name.clone()),
         description: input.description.unwrap_or_else(|| customer.description.clone()),
         email: input.email.unwrap_or_else(|| customer.email.clone()),
+        contact_details: input
+            .contact_details
+            .unwrap_or_else(|| customer.contact_details.clone()),
+        phone_number: input
+            .phone_number
+            .unwrap_or_else(|| customer.phone_number.clone()),
+        homepage: input.homepage.unwrap_or_else(|| customer.homepage.clone()),
+        notification_emails: input
+            .notification_emails
+            .unwrap_or_else(|| customer.notification_emails.clone()),
         ..customer.clone()
     };
     let pk = partition(ContentType::Customer, &customer.uuid);
@@ -371,13 +465,21 @@ pub async fn update_customer(
     tx.update(
         &pk,
         "#META",
-        Expr::new("SET #name = :name, abbreviation = :abbreviation, native_name = :native, description = :description, email = :email")
-            .name("#name", "name")
-            .value(":name", s(updated.name.as_str()))
-            .value(":abbreviation", s(updated.abbreviation.as_str()))
-            .value(":native", s(updated.native_name.as_str()))
-            .value(":description", s(updated.description.as_str()))
-            .value(":email", s(updated.email.as_str())),
+        Expr::new(
+            "SET #name = :name, abbreviation = :abbreviation, native_name = :native, description = :description, \
+             email = :email, contact_details = :contact, phone_number = :phone, homepage = :homepage, \
+             notification_emails = :notify",
+        )
+        .name("#name", "name")
+        .value(":name", s(updated.name.as_str()))
+        .value(":abbreviation", s(updated.abbreviation.as_str()))
+        .value(":native", s(updated.native_name.as_str()))
+        .value(":description", s(updated.description.as_str()))
+        .value(":email", s(updated.email.as_str()))
+        .value(":contact", s(updated.contact_details.as_str()))
+        .value(":phone", s(updated.phone_number.as_str()))
+        .value(":homepage", s(updated.homepage.as_str()))
+        .value(":notify", s(updated.notification_emails.as_str())),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
     let message = format!("Organization {} has been updated.", updated.name);
@@ -453,6 +555,7 @@ impl Project {
             uuid: Id::new(),
             name: name.to_owned(),
             description: description.to_owned(),
+            slug: slugify(name),
             customer_uuid: *customer,
             created: time::storage(now),
             member_count: 0,
@@ -513,6 +616,7 @@ pub async fn update_project(
     let updated = Project {
         name: input.name.unwrap_or_else(|| project.name.clone()),
         description: input.description.unwrap_or_else(|| project.description.clone()),
+        slug: input.slug.unwrap_or_else(|| project.slug.clone()),
         ..project.clone()
     };
     let pk = partition(ContentType::Project, &project.uuid);
@@ -520,10 +624,11 @@ pub async fn update_project(
     tx.update(
         &pk,
         "#META",
-        Expr::new("SET #name = :name, description = :description")
+        Expr::new("SET #name = :name, description = :description, slug = :slug")
             .name("#name", "name")
             .value(":name", s(updated.name.as_str()))
-            .value(":description", s(updated.description.as_str())),
+            .value(":description", s(updated.description.as_str()))
+            .value(":slug", s(updated.slug.as_str())),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
     let message = format!("Project {} has been updated.", updated.name);

@@ -557,6 +557,10 @@ impl Transaction<'_> {
         self.actions.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
     fn push(&mut self, action: TransactWriteItem) -> Result<usize> {
         self.actions.push(action);
         Ok(self.actions.len() - 1)

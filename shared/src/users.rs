@@ -55,6 +55,9 @@ pub struct User {
     /// Set when a deletion has begun: the user is closed and their grants are being revoked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// The code of the user's latest e-mail change request (`email_change`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_change: Option<Id>,
 }
 
 impl User {
@@ -250,6 +253,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         sessions_valid_after: None,
         token_lifetime: new.token_lifetime,
         deleting: false,
+        email_change: None,
     };
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
@@ -522,6 +526,28 @@ pub async fn set_password(
     tx.commit().await.map_err(Error::from)
 }
 
+/// `POST /api/users/{uuid}/remove_password/` (staff): the user can no longer log in with a
+/// password (their token still works), and every session ends.
+pub async fn remove_password(store: &Store, actor: &AuthUser, user: &User, now: &Timestamp) -> Result<()> {
+    let (pk, sk) = User::key(&user.uuid);
+    let mut tx = store.transaction();
+    tx.update(
+        &pk,
+        &sk,
+        Expr::new("REMOVE password_hash SET sessions_valid_after = :now")
+            .value(":now", s(time::storage(now))),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    let event = Event {
+        event_type: "password_removed",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("Password has been removed for user {}.", user.username),
+        details: json!({}),
+    };
+    audit::record(&mut tx, Some(actor), &event, now)?;
+    tx.commit().await.map_err(Error::from)
+}
+
 const BAD_CREDENTIALS: &str = "Invalid username/password.";
 
 /// Waldur's lockout: per username and source address, the fifth attempt within ten minutes of
@@ -701,6 +727,19 @@ pub async fn update(
     input: &UserInput,
     now: &Timestamp,
 ) -> Result<User> {
+    update_with(store, actor, user, input, now, |_| Ok(())).await
+}
+
+/// `update`, with more actions of the caller's in its transaction (added after the user's
+/// update, the markers and the token's snapshot, so the update stays action 0).
+pub async fn update_with(
+    store: &Store,
+    actor: &AuthUser,
+    user: &User,
+    input: &UserInput,
+    now: &Timestamp,
+    also: impl FnOnce(&mut Transaction<'_>) -> Result<()>,
+) -> Result<User> {
     let mut updated = user.clone();
     let pick = |new: &Option<String>, old: &String| new.clone().unwrap_or_else(|| old.clone());
     updated.username = pick(&input.username, &user.username);
@@ -810,6 +849,7 @@ pub async fn update(
         }),
     };
     audit::record(&mut tx, Some(actor), &event, now)?;
+    also(&mut tx)?;
     match tx.commit().await {
         Ok(()) => {}
         Err(TxError::ConditionFailed(0)) => {

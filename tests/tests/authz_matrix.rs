@@ -139,6 +139,9 @@ struct Rule {
     sees: &'static [Actor],
     /// The answer to an authenticated actor who cannot see the target.
     hidden: u16,
+    /// The answer to an actor in `may`, when it is not a success (an operation whose feature
+    /// has nothing to act on answers its check for everyone allowed to ask).
+    granted: Option<u16>,
 }
 
 impl Rule {
@@ -147,7 +150,7 @@ impl Rule {
             Anonymous if self.anonymous => Expect::Allow,
             BadToken if self.bad_token => Expect::Allow,
             Anonymous | BadToken => Expect::Deny(401),
-            actor if self.may.contains(&actor) => Expect::Allow,
+            actor if self.may.contains(&actor) => self.granted.map_or(Expect::Allow, Expect::Deny),
             actor if self.sees.contains(&actor) => Expect::Deny(403),
             _ => Expect::Deny(self.hidden),
         }
@@ -156,6 +159,13 @@ impl Rule {
     fn hidden(self, status: u16) -> Self {
         Rule {
             hidden: status,
+            ..self
+        }
+    }
+
+    fn granted(self, status: u16) -> Self {
+        Rule {
+            granted: Some(status),
             ..self
         }
     }
@@ -176,6 +186,7 @@ const fn guarded(may: &'static [Actor], sees: &'static [Actor]) -> Rule {
         may,
         sees,
         hidden: 404,
+        granted: None,
     }
 }
 
@@ -239,6 +250,7 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         (_, "/api/customers/{uuid}/users/") if read => guarded(&[Owner, Support, Staff], SEE_SCOPE),
         ("PUT" | "PATCH", "/api/customers/{uuid}/") => guarded(OWNER_STAFF, SEE_SCOPE),
         ("DELETE", "/api/customers/{uuid}/") => guarded(STAFF, SEE_SCOPE),
+        ("POST", "/api/customers/{uuid}/contact/") => guarded(OWNER_STAFF, SEE_SCOPE),
         (
             "POST",
             "/api/customers/{uuid}/add_user/"
@@ -251,6 +263,20 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         (_, "/api/projects/{uuid}/" | "/api/projects/{uuid}/list_users/") if read => visible(SEE_SCOPE),
         ("PUT" | "PATCH", "/api/projects/{uuid}/") => guarded(PROJECT_MANAGERS, SEE_SCOPE),
         ("DELETE", "/api/projects/{uuid}/") => guarded(OWNER_STAFF, SEE_SCOPE),
+        (_, "/api/projects/{uuid}/other_users/") if read => visible(SEE_SCOPE),
+        (
+            "POST",
+            "/api/projects/{uuid}/set_slug/"
+            | "/api/projects/{uuid}/sync_user_roles/"
+            | "/api/projects/{uuid}/move_project/",
+        ) => guarded(STAFF, SEE_SCOPE),
+        // Deleted projects are gone for good here: whoever may recover one (PROJECT.CREATE on
+        // its customer) learns that this one is not deleted (README).
+        ("POST", "/api/projects/{uuid}/recover/") => guarded(OWNER_STAFF, SEE_SCOPE).granted(400),
+        // A grant by its row: the authorization of delete_user and add_user on its scope.
+        ("POST", "/api/user-permissions/{uuid}/revoke/" | "/api/user-permissions/{uuid}/restore/") => {
+            guarded(PROJECT_MANAGERS, SEE_SCOPE)
+        }
         (
             "POST",
             "/api/projects/{uuid}/add_user/"
@@ -262,9 +288,21 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         ("POST", "/api/users/") => guarded(STAFF, AUTHENTICATED),
         (_, "/api/users/{uuid}/") if read => visible(SEE_SCOPE),
         ("PUT" | "PATCH" | "DELETE", "/api/users/{uuid}/")
-        | ("POST", "/api/users/{uuid}/refresh_token/" | "/api/users/{uuid}/change_password/") => {
-            guarded(STAFF, SEE_SCOPE)
-        }
+        | (
+            "POST",
+            "/api/users/{uuid}/refresh_token/"
+            | "/api/users/{uuid}/change_password/"
+            | "/api/users/{uuid}/remove_password/"
+            | "/api/users/{uuid}/change_email/"
+            | "/api/users/{uuid}/cancel_change_email/",
+        ) => guarded(STAFF, SEE_SCOPE),
+        (_, "/api/users/{uuid}/token/") if read => guarded(STAFF, SEE_SCOPE),
+        // The mailed code is the credential: no login, and a bad token is not looked at.
+        ("POST", "/api/users/confirm_email/") => Rule {
+            anonymous: true,
+            bad_token: true,
+            ..authenticated()
+        },
         // Logout ends the caller's own token (and the matrix gives the actor a new one).
         ("POST", "/api-auth/logout/") => authenticated(),
         // Permission listings: a grant is seen by whoever sees its scope; the permission check
@@ -284,7 +322,10 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         // The matrix's invitation is a project invitation, which offers no projects: 404 for
         // everyone (Waldur), whoever may read the invitation itself.
         (_, "/api/user-group-invitations/{uuid}/projects/") if read => guarded(&[], &[]),
-        ("POST", "/api/user-group-invitations/{uuid}/cancel/") => guarded(PROJECT_MANAGERS, AUTHENTICATED),
+        ("POST", "/api/user-group-invitations/{uuid}/cancel/")
+        | ("PUT" | "PATCH" | "DELETE", "/api/user-group-invitations/{uuid}/") => {
+            guarded(PROJECT_MANAGERS, AUTHENTICATED)
+        }
         (
             "POST",
             "/api/user-group-invitations/{uuid}/submit_request/"
@@ -297,7 +338,8 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
             "POST",
             "/api/user-permission-requests/{uuid}/approve/" | "/api/user-permission-requests/{uuid}/reject/",
         ) => guarded(PROJECT_MANAGERS, REQUEST_SEERS),
-        ("POST", "/api/user-permission-requests/{uuid}/cancel_request/") => guarded(STAFF, REQUEST_SEERS),
+        ("POST", "/api/user-permission-requests/{uuid}/cancel_request/")
+        | ("DELETE", "/api/user-permission-requests/{uuid}/") => guarded(STAFF, REQUEST_SEERS),
         // Reviews (§5, README): closing and revoking are for the customer's owners and staff.
         (
             _,
@@ -419,6 +461,8 @@ struct World {
     ids: Ids,
     customer_url: String,
     project_url: String,
+    /// C2's URL (where moved projects go).
+    other_customer_url: String,
     victim: User,
     login: User,
     heir: User,
@@ -451,6 +495,7 @@ impl World {
             ids: Ids::default(),
             customer_url: String::new(),
             project_url: String::new(),
+            other_customer_url: String::new(),
             victim: api.user("victim", false, false).await.0,
             login,
             heir: api.user("heir", false, false).await.0,
@@ -469,6 +514,7 @@ impl World {
             .customer_with_project("Other Org", "Other Project")
             .await;
         let other_path = format!("/api/customers/{}/", text(&other["uuid"]));
+        world.other_customer_url = text(&other["url"]);
         world
             .api
             .grant(&other_path, &world.users[&OtherOwner].uuid, OWNER_ROLE)
@@ -839,6 +885,41 @@ impl World {
             ("POST", "/api/projects/") => {
                 Some(json!({"name": format!("Created Project {n}"), "customer": self.customer_url}))
             }
+            ("POST", "/api/customers/{uuid}/contact/") => {
+                Some(json!({"phone_number": format!("+372 555 {n}")}))
+            }
+            ("POST", "/api/projects/{uuid}/set_slug/") => Some(json!({"slug": format!("matrix-{n}")})),
+            ("POST", "/api/projects/{uuid}/sync_user_roles/" | "/api/projects/{uuid}/recover/") => None,
+            ("POST", "/api/projects/{uuid}/move_project/") => {
+                // A project of C of its own with the actor's project role, moved to C2.
+                let project = self.new_project(&self.customer_url).await;
+                self.relate(actor, None, Some(&project)).await;
+                ids.project = project;
+                Some(json!({"customer": self.other_customer_url, "preserve_permissions": true}))
+            }
+            ("POST", "/api/user-permissions/{uuid}/revoke/" | "/api/user-permissions/{uuid}/restore/") => {
+                // A fresh grant of P (revoked first, for a restore).
+                let holder = self.new_user("row").await;
+                self.api
+                    .grant(&self.project_path(), &holder.uuid, MANAGER_ROLE)
+                    .await;
+                let held = shared::users::get(self.api.store(), &holder.uuid)
+                    .await
+                    .expect("the holder")
+                    .expect("the holder");
+                let grant = grants::held_by(&held).remove(0);
+                if template.ends_with("/restore/") {
+                    let body = json!({"user": holder.uuid, "role": MANAGER_ROLE});
+                    self.admin(
+                        "POST",
+                        &format!("{}delete_user/", self.project_path()),
+                        Some(body),
+                    )
+                    .await;
+                }
+                ids.project_grant = grant.uuid.to_string();
+                None
+            }
             ("POST", "/api/users/") => Some(json!({
                 "username": format!("created{n}"),
                 "email": format!("created{n}@example.com"),
@@ -850,22 +931,66 @@ impl World {
                 "last_name": self.victim.last_name,
             })),
             ("PATCH", "/api/users/{uuid}/") => Some(json!({"first_name": self.victim.first_name})),
-            ("POST", "/api/users/{uuid}/refresh_token/") => None,
+            ("POST", "/api/users/{uuid}/refresh_token/" | "/api/users/{uuid}/cancel_change_email/") => None,
+            ("POST", "/api/users/{uuid}/change_email/") => {
+                Some(json!({"email": format!("changed{n}@example.com")}))
+            }
+            ("POST", "/api/users/confirm_email/") => {
+                let holder = self.new_user("confirming").await;
+                let email = format!("confirmed{n}@example.com");
+                shared::email_change::request(
+                    self.api.store(),
+                    &holder.principal(),
+                    &holder,
+                    &email,
+                    &shared::time::now(),
+                )
+                .await
+                .expect("an e-mail change request");
+                let code = shared::users::get(self.api.store(), &holder.uuid)
+                    .await
+                    .expect("the user")
+                    .and_then(|u| u.email_change)
+                    .expect("the code");
+                Some(json!({ "code": code }))
+            }
             ("POST", "/api-auth/logout/") => None,
-            ("DELETE", "/api/users/{uuid}/") | ("POST", "/api/users/{uuid}/change_password/") => {
+            ("DELETE", "/api/users/{uuid}/")
+            | ("POST", "/api/users/{uuid}/change_password/" | "/api/users/{uuid}/remove_password/") => {
                 // A user of P of its own, as the victim is.
                 let victim = self.new_user("deleted").await;
                 self.api
                     .grant(&self.project_path(), &victim.uuid, MEMBER_ROLE)
                     .await;
                 ids.user = victim.uuid.to_string();
-                (method == "POST").then(|| json!({"new_password": "matrix secret 1"}))
+                template
+                    .ends_with("/change_password/")
+                    .then(|| json!({"new_password": "matrix secret 1"}))
             }
             ("POST", "/api/user-group-invitations/") => {
                 Some(json!({"scope": self.project_url, "role": self.ids.role}))
             }
             ("POST", t) if t.starts_with("/api/user-group-invitations/{uuid}/") => {
                 ids.invitation = self.new_invitation().await;
+                None
+            }
+            (_, "/api/user-group-invitations/{uuid}/") => {
+                ids.invitation = self.new_invitation().await;
+                match method {
+                    "PUT" => Some(
+                        json!({"scope": self.project_url, "role": self.ids.role, "custom_text": changed}),
+                    ),
+                    "PATCH" => Some(json!({ "custom_text": changed })),
+                    _ => {
+                        let cancel = format!("/api/user-group-invitations/{}/cancel/", ids.invitation);
+                        self.admin("POST", &cancel, None).await;
+                        None
+                    }
+                }
+            }
+            ("DELETE", "/api/user-permission-requests/{uuid}/") => {
+                let invitation = self.new_invitation().await;
+                ids.request = self.new_request(&invitation).await;
                 None
             }
             ("POST", t) if t.starts_with("/api/user-permission-requests/{uuid}/") => {

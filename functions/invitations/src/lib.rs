@@ -1,5 +1,6 @@
-//! `/api/user-group-invitations/` (create, list, retrieve, cancel, submit_request) and
-//! `/api/user-permission-requests/` (list, retrieve, approve, reject, cancel_request).
+//! `/api/user-group-invitations/` (create, list, retrieve, update, delete, cancel,
+//! submit_request) and `/api/user-permission-requests/` (list, retrieve, delete, approve,
+//! reject, cancel_request).
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -39,6 +40,12 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
             create_invitation(ctx, request, user).await
         }
         ["api", "user-group-invitations", uuid] if readable => retrieve_invitation(ctx, request, uuid).await,
+        ["api", "user-group-invitations", uuid] if matches!(*method, Method::PUT | Method::PATCH) => {
+            update_invitation(ctx, request, user, uuid).await
+        }
+        ["api", "user-group-invitations", uuid] if *method == Method::DELETE => {
+            delete_invitation(ctx, user, uuid).await
+        }
         ["api", "user-group-invitations", uuid, "projects"] if readable => {
             invitation_projects(ctx, request, uuid).await
         }
@@ -55,6 +62,9 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         ["api", "user-permission-requests", uuid] if readable => {
             retrieve_request(ctx, request, user, uuid).await
         }
+        ["api", "user-permission-requests", uuid] if *method == Method::DELETE => {
+            delete_request(ctx, user, uuid).await
+        }
         [
             "api",
             "user-permission-requests",
@@ -63,6 +73,13 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         ] if *method == Method::POST => decide(ctx, request, user, uuid, *action == "approve").await,
         ["api", "user-permission-requests", uuid, "cancel_request"] if *method == Method::POST => {
             cancel_request(ctx, user, uuid).await
+        }
+        ["api", "user-group-invitations", _] => Err(http::method_not_allowed(
+            request,
+            &["GET", "PUT", "PATCH", "DELETE", "HEAD"],
+        )),
+        ["api", "user-permission-requests", _] => {
+            Err(http::method_not_allowed(request, &["GET", "DELETE", "HEAD"]))
         }
         ["api", "user-group-invitations" | "user-permission-requests", ..] => {
             Err(http::method_not_allowed(request, &["GET", "POST", "HEAD"]))
@@ -126,6 +143,114 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
     let body = request.json()?;
     let empty = Map::new();
     let object = validate::object(body.as_ref(), &empty)?;
+    let (invitation, scope, access) = offer(ctx, user, object, &now).await?;
+    invitations::create(&ctx.store, user, &invitation, &now).await?;
+    let value = answer_with_scope(ctx, request, &invitation, scope, access.roles(), &now).await?;
+    Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
+}
+
+/// `PUT` / `PATCH /api/user-group-invitations/{uuid}/`: an active invitation's terms, checked
+/// as a new offer would be (the fields not sent keep their values): whoever manages its scope
+/// may edit it, to terms they may offer now.
+async fn update_invitation(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, existing) = managed_invitation(ctx, user, uuid, &now).await?;
+    if !existing.is_pending_at(&now) {
+        return Err(Error::rejected("Only active invitations can be edited."));
+    }
+    let body = request.json()?;
+    let empty = Map::new();
+    let mut terms = terms_of(request, &existing);
+    terms.extend(validate::object(body.as_ref(), &empty)?.clone());
+    let (offered, scope, access) = offer(ctx, user, &terms, &now).await?;
+    let invitation = Invitation {
+        uuid: existing.uuid,
+        created: existing.created,
+        created_by: existing.created_by,
+        created_by_username: existing.created_by_username,
+        created_by_full_name: existing.created_by_full_name,
+        ..offered
+    };
+    invitations::update(&ctx.store, user, &invitation, &now).await?;
+    let value = answer_with_scope(ctx, request, &invitation, scope, access.roles(), &now).await?;
+    Ok(http::json(StatusCode::OK, &value))
+}
+
+/// `DELETE /api/user-group-invitations/{uuid}/`: a canceled invitation, by whoever manages its
+/// scope.
+async fn delete_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, invitation) = managed_invitation(ctx, user, uuid, &now).await?;
+    if invitation.is_active {
+        return Err(Error::rejected("Only canceled invitation can be deleted."));
+    }
+    invitations::delete(&ctx.store, user, &invitation, &now).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// The invitation's terms as a create body, for an update to overlay.
+fn terms_of(request: &ApiRequest, invitation: &Invitation) -> Map<String, Value> {
+    let scope_url = request.url(&format!(
+        "/api/{}s/{}/",
+        invitation.scope_type.as_str(),
+        invitation.scope_uuid
+    ));
+    let terms = json!({
+        "scope": scope_url,
+        "role": invitation.role_uuid,
+        "project_role": invitation.project_role_uuid,
+        "auto_approve": invitation.auto_approve,
+        "auto_create_project": invitation.auto_create_project,
+        "allow_multiple_requests": invitation.allow_multiple_requests,
+        "project_name_template": invitation.project_name_template,
+        "custom_text": invitation.custom_text,
+    });
+    // Unset options are left out, as a create body leaves them out.
+    match terms {
+        Value::Object(terms) => terms.into_iter().filter(|(_, value)| !value.is_null()).collect(),
+        _ => Map::new(),
+    }
+}
+
+/// The answer about an invitation whose scope the request has read.
+async fn answer_with_scope(
+    ctx: &Context,
+    request: &ApiRequest,
+    invitation: &Invitation,
+    scope: scopes::Scope,
+    roles: &RoleSet,
+    now: &Timestamp,
+) -> Result<Value> {
+    let mut names = Directory::default();
+    names.insert(scope);
+    names
+        .complete(
+            &ctx.store,
+            [(
+                invitation.scope_type,
+                invitation.scope_uuid,
+                invitation.customer_uuid,
+            )],
+        )
+        .await?;
+    Ok(invitation_json(request, invitation, roles, &names, now))
+}
+
+/// Checks an offer's terms (a create body) as the caller is now: the scope they can see, the
+/// role and options, and that they may grant what it offers. Answers a new active invitation
+/// made by the caller, with the scope and the caller's standing read on the way.
+async fn offer(
+    ctx: &Context,
+    user: &AuthUser,
+    object: &Map<String, Value>,
+    now: &Timestamp,
+) -> Result<(Invitation, scopes::Scope, Access)> {
+    let now = *now;
     let scope_url = object
         .get("scope")
         .map(|value| value.as_str().unwrap_or_default());
@@ -239,21 +364,7 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
         created_by_full_name: user.full_name.clone(),
         is_active: true,
     };
-    invitations::create(&ctx.store, user, &invitation, &now).await?;
-    let mut names = Directory::default();
-    names.insert(scope);
-    names
-        .complete(
-            &ctx.store,
-            [(
-                invitation.scope_type,
-                invitation.scope_uuid,
-                invitation.customer_uuid,
-            )],
-        )
-        .await?;
-    let value = invitation_json(request, &invitation, roles, &names, &now);
-    Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
+    Ok((invitation, scope, access))
 }
 
 async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> Result<Response<Body>> {
@@ -374,14 +485,18 @@ async fn invitation_projects(ctx: &Context, request: &ApiRequest, uuid: &str) ->
     ))
 }
 
-async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
-    let now = time::now();
+/// The invitation with the caller's standing, in one read, if the caller manages its scope
+/// (else 403).
+async fn managed_invitation(
+    ctx: &Context,
+    user: &AuthUser,
+    uuid: &str,
+    now: &Timestamp,
+) -> Result<(Access, Invitation)> {
     let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(INVITATION))?;
-    // The invitation with the caller's standing, in one read: the cancellation then reads its
-    // pending requests, to end them with it.
     let key = invitations::invitation_item_key(&uuid);
     let (access, mut fetched) =
-        Access::load_with(&ctx.store, &ctx.roles, user, &now, std::slice::from_ref(&key)).await?;
+        Access::load_with(&ctx.store, &ctx.roles, user, now, std::slice::from_ref(&key)).await?;
     let invitation = fetched
         .take_item(&key.0, &key.1)
         .map(invitations::invitation_from_item)
@@ -395,6 +510,13 @@ async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result
     if !access.manages(&scope) {
         return Err(Error::PermissionDenied);
     }
+    Ok((access, invitation))
+}
+
+async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    // The cancellation then reads the invitation's pending requests, to end them with it.
+    let (_, invitation) = managed_invitation(ctx, user, uuid, &now).await?;
     if !invitation.is_pending_at(&now) {
         return Err(Error::rejected("Only pending invitation can be canceled."));
     }
@@ -585,6 +707,18 @@ fn names_of(fetched: Fetched) -> Result<Directory> {
     let mut names = Directory::default();
     names.add_items(fetched.into_items())?;
     Ok(names)
+}
+
+/// `DELETE /api/user-permission-requests/{uuid}/`: staff only (others 403, or 404 when they
+/// cannot see it).
+async fn delete_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, found, _) = visible_request(ctx, user, uuid, &now, |_| Vec::new()).await?;
+    if !user.is_staff {
+        return Err(Error::PermissionDenied);
+    }
+    invitations::delete_request(&ctx.store, user, &found, &now).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
 async fn retrieve_request(

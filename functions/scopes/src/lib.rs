@@ -1,5 +1,9 @@
 //! Customers and projects, the role grants on them (`add_user`, `update_user`, `delete_user`,
-//! `list_users`).
+//! `list_users`), the other detail actions (`project_actions`), and the revoke and restore of a
+//! grant by its row.
+
+mod grant_rows;
+mod project_actions;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -47,6 +51,17 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         _ => None,
     };
     match segments.as_slice() {
+        ["api", "user-permissions", pk, action @ ("revoke" | "restore")] => match *method {
+            Method::POST => {
+                let action = if *action == "revoke" {
+                    Membership::Delete
+                } else {
+                    Membership::Create
+                };
+                grant_rows::revoke_or_restore(ctx, request, user, pk, action).await
+            }
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
         ["api", collection] if kind(collection).is_some() => {
             let kind = kind(collection).unwrap_or(ContentType::Customer);
             match *method {
@@ -81,6 +96,28 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
                 }
                 ("users", &Method::GET | &Method::HEAD) if kind == ContentType::Customer => {
                     customer_users(ctx, request, user, uuid).await
+                }
+                ("contact", &Method::POST) if kind == ContentType::Customer => {
+                    project_actions::contact(ctx, request, user, uuid).await
+                }
+                ("other_users", &Method::GET | &Method::HEAD) if kind == ContentType::Project => {
+                    project_actions::other_users(ctx, request, user, uuid).await
+                }
+                ("set_slug", &Method::POST) if kind == ContentType::Project => {
+                    project_actions::set_slug(ctx, request, user, uuid).await
+                }
+                ("sync_user_roles", &Method::POST) if kind == ContentType::Project => {
+                    project_actions::sync_user_roles(ctx, user, uuid).await
+                }
+                ("recover", &Method::POST) if kind == ContentType::Project => {
+                    project_actions::recover(ctx, user, uuid).await
+                }
+                ("move_project", &Method::POST) if kind == ContentType::Project => {
+                    project_actions::move_project(ctx, request, user, uuid).await
+                }
+                ("other_users", _) => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+                ("contact" | "set_slug" | "sync_user_roles" | "recover" | "move_project", _) => {
+                    Err(http::method_not_allowed(request, &["POST"]))
                 }
                 ("list_users" | "users", _) => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
                 ("add_user" | "update_user" | "delete_user", _) => {
@@ -335,6 +372,10 @@ fn customer_json(request: &ApiRequest, customer: &Customer) -> Value {
         "display_name": if customer.abbreviation.is_empty() { &customer.name } else { &customer.abbreviation },
         "description": customer.description,
         "email": customer.email,
+        "contact_details": customer.contact_details,
+        "phone_number": customer.phone_number,
+        "homepage": customer.homepage,
+        "notification_emails": customer.notification_emails,
         "projects_count": customer.project_count,
         "users_count": customer.users_count,
     })
@@ -345,6 +386,7 @@ fn project_json(request: &ApiRequest, project: &Project, customer: Option<&Custo
         "url": request.url(&format!("/api/projects/{}/", project.uuid)),
         "uuid": project.uuid,
         "name": project.name,
+        "slug": project.slug,
         "customer": request.url(&format!("/api/customers/{}/", project.customer_uuid)),
         "customer_uuid": project.customer_uuid,
         "customer_name": customer.map(|c| c.name.as_str()),

@@ -1,6 +1,7 @@
 //! `/api/users/` (with Waldur's `field=` selection, including `customer_permissions` and
 //! `project_permissions`), `/api/users/me/`, `/api/users/{uuid}/refresh_token/`,
-//! `change_password/`, `DELETE /api/users/{uuid}/`, and the password login and logout
+//! `change_password/`, `token/`, `remove_password/`, `change_email/`, `cancel_change_email/`,
+//! `/api/users/confirm_email/`, `DELETE /api/users/{uuid}/`, and the password login and logout
 //! `POST /api-auth/password/`, `POST /api-auth/logout/`.
 
 use lambda_http::http::{Method, StatusCode};
@@ -61,6 +62,13 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
             _ => Err(http::method_not_allowed(request, &["POST"])),
         };
     }
+    if segments == ["api", "users", "confirm_email"] {
+        // The code mailed to the new address is the proof; no login needed (Waldur's rule).
+        return match request.method {
+            Method::POST => confirm_email(ctx, request).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        };
+    }
     let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     let caller = principal.require_user()?;
     let method = &request.method;
@@ -103,6 +111,22 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         },
         ["api", "users", uuid, "refresh_token"] => match *method {
             Method::POST => refresh_token(ctx, caller, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
+        ["api", "users", uuid, "token"] => match *method {
+            Method::GET | Method::HEAD => token(ctx, caller, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+        },
+        ["api", "users", uuid, "remove_password"] => match *method {
+            Method::POST => remove_password(ctx, caller, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
+        ["api", "users", uuid, "change_email"] => match *method {
+            Method::POST => change_email(ctx, request, caller, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
+        ["api", "users", uuid, "cancel_change_email"] => match *method {
+            Method::POST => cancel_change_email(ctx, caller, uuid).await,
             _ => Err(http::method_not_allowed(request, &["POST"])),
         },
         _ => Err(http::no_route()),
@@ -261,10 +285,7 @@ async fn retrieve(
 /// cannot see, 404). See `users::delete` for how the user's grants go.
 async fn delete(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
-    let (_, user) = visible_user(ctx, caller, uuid, &now).await?;
-    if !caller.is_staff {
-        return Err(Error::PermissionDenied);
-    }
+    let user = staff_on(ctx, caller, uuid, &now).await?;
     users::delete(&ctx.store, caller, &user, &now).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
@@ -351,18 +372,96 @@ async fn refresh_token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<R
     let user = users::get(&ctx.store, &uuid).await?.ok_or_else(not_found)?;
     let now = time::now();
     let token = users::issue_token(&ctx.store, Some(caller), &user, &now).await?;
-    // Waldur's UserAuthToken, as the official client parses it.
+    Ok(http::json(StatusCode::OK, &auth_token(&user, &token, &now)))
+}
+
+/// Waldur's UserAuthToken, as the official client parses it.
+fn auth_token(user: &User, token: &str, created: &Timestamp) -> Value {
+    json!({
+        "created": time::wire(created),
+        "token": token,
+        "user_first_name": user.first_name,
+        "user_last_name": user.last_name,
+        "user_username": user.username,
+        "user_is_active": user.is_active,
+        "user_token_lifetime": user.token_lifetime,
+    })
+}
+
+/// A user whom only staff may act on (Waldur's `is_staff` actions): others get 403, or 404
+/// when they cannot see the user.
+async fn staff_on(ctx: &Context, caller: &AuthUser, uuid: &str, now: &Timestamp) -> Result<User> {
+    let (_, user) = visible_user(ctx, caller, uuid, now).await?;
+    if !caller.is_staff {
+        return Err(Error::PermissionDenied);
+    }
+    Ok(user)
+}
+
+/// `GET /api/users/{uuid}/token/` (staff): the user's current token, while it is valid.
+async fn token(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let user = staff_on(ctx, caller, uuid, &now).await?;
+    let (token, item) = users::current_token(&ctx.store, &user, &now)
+        .await?
+        .ok_or_else(|| Error::NotFound("The user has no valid token.".into()))?;
+    let created = time::parse_stored(&item.created).unwrap_or(now);
+    Ok(http::json(StatusCode::OK, &auth_token(&user, &token, &created)))
+}
+
+/// `POST /api/users/{uuid}/remove_password/` (staff).
+async fn remove_password(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let user = staff_on(ctx, caller, uuid, &now).await?;
+    users::remove_password(&ctx.store, caller, &user, &now).await?;
+    Ok(http::json(StatusCode::OK, &json!({"status": "password removed"})))
+}
+
+/// `POST /api/users/{uuid}/change_email/ {"email"}` (staff, or the user themself): mails a
+/// confirmation code to the new address; the address changes when the code is confirmed.
+async fn change_email(
+    ctx: &Context,
+    request: &ApiRequest,
+    caller: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, user) = own_or_staff(ctx, caller, uuid, &now).await?;
+    let input = UserInput::parse(request.json()?.as_ref(), false, false)?;
+    let Some(email) = input.email.filter(|email| !email.is_empty()) else {
+        return Err(Error::field("email", FIELD_REQUIRED));
+    };
+    shared::email_change::request(&ctx.store, caller, &user, &email, &now).await?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({
-            "created": time::wire(&now),
-            "token": token,
-            "user_first_name": user.first_name,
-            "user_last_name": user.last_name,
-            "user_username": user.username,
-            "user_is_active": user.is_active,
-            "user_token_lifetime": user.token_lifetime,
-        }),
+        &json!({"detail": "The change email request has been successfully created."}),
+    ))
+}
+
+/// `POST /api/users/{uuid}/cancel_change_email/` (staff, or the user themself).
+async fn cancel_change_email(ctx: &Context, caller: &AuthUser, uuid: &str) -> Result<Response<Body>> {
+    let now = time::now();
+    let (_, user) = own_or_staff(ctx, caller, uuid, &now).await?;
+    let detail = if shared::email_change::cancel(&ctx.store, caller, &user, &now).await? {
+        "The change email request has been successfully deleted."
+    } else {
+        "The change email request has not been found."
+    };
+    Ok(http::json(StatusCode::OK, &json!({ "detail": detail })))
+}
+
+/// `POST /api/users/confirm_email/ {"code"}`.
+async fn confirm_email(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let body = request.json()?;
+    let code = body
+        .as_ref()
+        .and_then(|b| b.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    shared::email_change::confirm(&ctx.store, code, &time::now()).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"detail": "Email has been successfully updated."}),
     ))
 }
 
