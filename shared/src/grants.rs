@@ -528,6 +528,9 @@ pub fn add_grant(
     if !new.role.is_active {
         return Err(Error::non_field(INACTIVE_ROLE));
     }
+    if !new.role.is_available_in(&new.scope.customer_uuid()) {
+        return Err(Error::non_field(roles::NOT_AVAILABLE));
+    }
     let grant = Grant {
         uuid: Id::new(),
         user_uuid: new.user.uuid,
@@ -585,7 +588,7 @@ pub fn add_grant(
         };
         Some(count_scope(tx, new.scope, count, n(1), counted)?)
     };
-    let role = count_role(tx, new.role, 1, true)?;
+    let role = count_role(tx, new.role, 1, Some(&grant.customer_uuid))?;
     record(tx, new.granted_by, "role_granted", new, &grant, now)?;
     Ok(GrantActions {
         grant,
@@ -851,7 +854,11 @@ async fn replace_expired(
     // The old grant had an expiration (it has passed); the new one may have none.
     let expiring = i64::from(grant.expiration_time.is_some()) - 1;
     let scope_index = count_expiring(&mut tx, new.scope, expiring)?;
-    let role_index = tx.check("ROLES", &format!("ROLE#{}", new.role.uuid), grantable(new.role))?;
+    let role_index = tx.check(
+        "ROLES",
+        &format!("ROLE#{}", new.role.uuid),
+        grantable(new.role, &grant.customer_uuid),
+    )?;
     record(&mut tx, new.granted_by, "role_granted", new, &grant, now)?;
     match tx.commit().await {
         Ok(()) => Ok(grant),
@@ -879,26 +886,37 @@ fn count_expiring(tx: &mut Transaction<'_>, scope: &Scope, delta: i64) -> Result
 }
 
 /// The role still exists, is active, and fits the scope type.
-fn grantable(role: &Role) -> Expr {
-    Expr::new("attribute_exists(PK) AND content_type = :type AND is_active = :yes")
-        .value(":type", s(role.content_type.as_str()))
-        .value(":yes", crate::store::b(true))
+/// The role's condition in a grant on a scope of `customer`: it exists, fits the scope type,
+/// is active, and is available in that customer (not another's private role, not concealed).
+fn grantable(role: &Role, customer: &Id) -> Expr {
+    Expr::new(
+        "attribute_exists(PK) AND content_type = :type AND is_active = :yes \
+         AND (attribute_not_exists(customer_uuid) OR customer_uuid = :in_customer) \
+         AND NOT contains(concealed_in, :in_customer)",
+    )
+    .value(":type", s(role.content_type.as_str()))
+    .value(":yes", crate::store::b(true))
+    .value(":in_customer", s(customer.to_string()))
 }
 
 async fn role_refusal(store: &Store, new: &NewGrant<'_>) -> Error {
     match roles::find(store, &new.role.uuid).await {
         Ok(None) => Error::field("role", "Role is not found."),
         Ok(Some(role)) if !role.is_active => Error::non_field(INACTIVE_ROLE),
+        Ok(Some(role)) if !role.is_available_in(&new.scope.customer_uuid()) => {
+            Error::non_field(roles::NOT_AVAILABLE)
+        }
         Ok(Some(_)) => Error::non_field(WRONG_SCOPE),
         Err(err) => err,
     }
 }
 
-fn count_role(tx: &mut Transaction<'_>, role: &Role, delta: i64, check_grantable: bool) -> Result<usize> {
-    let condition = if check_grantable {
-        grantable(role)
-    } else {
-        Expr::new("attribute_exists(PK)")
+/// Moves the role's `users_count`; a grant (`granted_in`: the scope's customer) also checks
+/// the role is grantable there.
+fn count_role(tx: &mut Transaction<'_>, role: &Role, delta: i64, granted_in: Option<&Id>) -> Result<usize> {
+    let condition = match granted_in {
+        Some(customer) => grantable(role, customer),
+        None => Expr::new("attribute_exists(PK)"),
     };
     tx.update(
         "ROLES",
@@ -1027,7 +1045,7 @@ pub fn add_revoke(
         "ADD member_count :one"
     };
     count_scope(tx, new.scope, count, n(-1), counted)?;
-    count_role(tx, new.role, -1, false)?;
+    count_role(tx, new.role, -1, None)?;
     record(tx, new.granted_by, "role_revoked", new, existing, now)?;
     Ok(RevokeActions { first, user })
 }

@@ -432,7 +432,7 @@ impl Run<'_> {
         warm_role_cache().await;
 
         self.schema().await;
-        self.roles(staff).await;
+        self.roles(staff, &customer_uuid).await;
         warm_role_cache().await;
         self.users(staff, &bob).await;
 
@@ -817,7 +817,7 @@ impl Run<'_> {
         .await;
     }
 
-    async fn roles(&mut self, staff: Caller<'_>) {
+    async fn roles(&mut self, staff: Caller<'_>, customer_uuid: &str) {
         self.measure(
             "anonymous",
             "GET",
@@ -878,6 +878,16 @@ impl Run<'_> {
             )
             .await;
         }
+        self.measure(
+            "staff",
+            "POST",
+            "/api/roles/{uuid}/clone_to_customer/",
+            &format!("{path}clone_to_customer/"),
+            staff,
+            Some(json!({ "customer": customer_uuid })),
+            3,
+        )
+        .await;
         self.measure("staff", "DELETE", route, &path, staff, None, 2)
             .await;
     }

@@ -222,7 +222,8 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
             | "/api/roles/{uuid}/"
             | "/api/roles/{uuid}/update_descriptions/"
             | "/api/roles/{uuid}/enable/"
-            | "/api/roles/{uuid}/disable/",
+            | "/api/roles/{uuid}/disable/"
+            | "/api/roles/{uuid}/clone_to_customer/",
         ) => guarded(STAFF, AUTHENTICATED),
         (
             _,
@@ -834,6 +835,9 @@ impl World {
                         Some(json!({"name": name, "content_type": "project", "permissions": []}))
                     }
                     ("PUT", _) => Some(json!({ "description_en": changed })),
+                    ("POST", "/api/roles/{uuid}/clone_to_customer/") => {
+                        Some(json!({"customer": self.ids.customer}))
+                    }
                     ("PATCH", _) => Some(json!({ "description": changed })),
                     _ => None,
                 }

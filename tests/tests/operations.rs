@@ -512,3 +512,125 @@ async fn project_actions_other_users_slug_sync_recover_and_customer_contact() {
     assert_eq!(detail.json["homepage"], json!("https://acme.example.org"));
     assert_eq!(detail.json["email"], json!("office@acme.example.org"));
 }
+
+#[tokio::test]
+async fn a_role_cloned_into_an_organization_is_its_own_and_supersedes_the_template_there() {
+    let api = TestApi::new().await;
+    let (acme, acme_project) = api.customer_with_project("Acme Research", "Genome").await;
+    let (beta, beta_project) = api.customer_with_project("Beta", "Robotics").await;
+    let (olivia, olivia_token) = api.user("olivia", false, false).await;
+    let (oscar, oscar_token) = api.user("oscar", false, false).await;
+    api.grant(
+        &format!("/api/customers/{}/", uuid_of(&acme)),
+        &olivia.uuid,
+        "CUSTOMER.OWNER",
+    )
+    .await;
+    api.grant(
+        &format!("/api/customers/{}/", uuid_of(&beta)),
+        &oscar.uuid,
+        "CUSTOMER.OWNER",
+    )
+    .await;
+    let clone_path = format!("/api/roles/{MEMBER_ROLE}/clone_to_customer/");
+    let clone = |body: Value| staff(&api, "POST", &clone_path, Some(body));
+    let refused = api
+        .call(
+            "POST",
+            &format!("/api/roles/{MEMBER_ROLE}/clone_to_customer/"),
+            Some(&olivia_token),
+            Some(json!({"customer": uuid_of(&acme)})),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let cloned = clone(json!({"customer": uuid_of(&acme), "description": "Acme member"})).await;
+    assert_eq!(cloned.status, 200, "{}", cloned.text);
+    assert_eq!(cloned.json["name"], json!("PROJECT.acme-research.MEMBER"));
+    assert_eq!(cloned.json["description"], json!("Acme member"));
+    let template = staff(&api, "GET", &format!("/api/roles/{MEMBER_ROLE}/"), None).await;
+    assert_eq!(cloned.json["permissions"], template.json["permissions"]);
+    let twice = clone(json!({"customer": uuid_of(&acme)})).await;
+    assert_eq!(
+        twice.json,
+        json!(["This template has already been cloned into this organization."])
+    );
+    let clone_uuid = uuid_of(&cloned.json);
+    let of_clone = staff(
+        &api,
+        "POST",
+        &format!("/api/roles/{clone_uuid}/clone_to_customer/"),
+        Some(json!({"customer": uuid_of(&beta)})),
+    )
+    .await;
+    assert_eq!(
+        of_clone.json,
+        json!(["A clone cannot be cloned. Clone the original role instead."])
+    );
+
+    // Only Acme's members (and staff) see it.
+    let sees = async |token: Option<&str>| {
+        let roles = api.call("GET", "/api/roles/?page_size=100", token, None).await;
+        roles
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["uuid"] == json!(clone_uuid))
+    };
+    assert!(sees(Some(&olivia_token)).await);
+    assert!(sees(Some(&api.admin_token)).await);
+    assert!(!sees(Some(&oscar_token)).await);
+    assert!(!sees(None).await);
+    let hidden = api
+        .call(
+            "GET",
+            &format!("/api/roles/{clone_uuid}/"),
+            Some(&oscar_token),
+            None,
+        )
+        .await;
+    assert_eq!(hidden.status, 404);
+
+    // Granted only in Acme, where it supersedes the template; Beta keeps the template.
+    let (mia, _) = api.user("mia", false, false).await;
+    let add = async |project: &Value, role: &str| {
+        staff(
+            &api,
+            "POST",
+            &format!("/api/projects/{}/add_user/", uuid_of(project)),
+            Some(json!({"user": mia.uuid, "role": role})),
+        )
+        .await
+    };
+    let cases = [
+        (&acme_project, clone_uuid.as_str(), 201),
+        (&beta_project, clone_uuid.as_str(), 400),
+        (&acme_project, MEMBER_ROLE, 400),
+        (&beta_project, MEMBER_ROLE, 201),
+    ];
+    for (project, role, status) in cases {
+        let answer = add(project, role).await;
+        assert_eq!(
+            answer.status, status,
+            "{role} on {}: {}",
+            project["name"], answer.text
+        );
+        if status == 400 {
+            assert_eq!(
+                answer.json,
+                json!({"non_field_errors": [shared::roles::NOT_AVAILABLE]})
+            );
+        }
+    }
+    // Without concealment the template stays grantable in the organization.
+    let kept = staff(
+        &api,
+        "POST",
+        "/api/roles/85ae032608494d65a02605e5644767f3/clone_to_customer/",
+        Some(json!({"customer": uuid_of(&acme), "conceal_template": false})),
+    )
+    .await;
+    assert_eq!(kept.status, 200, "{}", kept.text);
+    assert_eq!(add(&acme_project, "PROJECT.ADMIN").await.status, 201);
+    assert_consistent(&api).await;
+}

@@ -1,15 +1,19 @@
 //! `/api/roles/`: list, retrieve, create, update, partial update, update_descriptions, delete,
-//! enable and disable. Reading is public; writes are for staff.
+//! enable, disable and clone_to_customer. Reading is public (an organisation's private roles
+//! only to its members); writes are for staff.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
 
 use shared::auth::{self, Principal};
+use shared::authz::Access;
+use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::http::{self, ApiRequest};
+use shared::ids::Id;
 use shared::page::{self, PageRequest};
 use shared::roles::{self, InputMode, LANGUAGES, Role, RoleInput, RoleQuery};
-use shared::{Context, Result, time};
+use shared::{Context, Error, Result, scopes, time, validate};
 
 const COLLECTION_METHODS: &[&str] = &["GET", "POST", "HEAD"];
 const DETAIL_METHODS: &[&str] = &["GET", "PUT", "PATCH", "DELETE", "HEAD"];
@@ -69,6 +73,10 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
             Method::POST => set_active(ctx, &principal, uuid, *action == "enable").await,
             _ => Err(http::method_not_allowed(request, &["POST"])),
         },
+        ["api", "roles", uuid, "clone_to_customer"] => match *method {
+            Method::POST => clone_to_customer(ctx, request, &principal, uuid).await,
+            _ => Err(http::method_not_allowed(request, &["POST"])),
+        },
         _ => Err(http::no_route()),
     }
 }
@@ -76,7 +84,7 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
 async fn list(ctx: &Context, request: &ApiRequest, principal: &Principal) -> Result<Response<Body>> {
     let query = RoleQuery::from_params(&request.params)?;
     let page_request = PageRequest::from_params(&request.params)?;
-    let roles = query.apply(roles::list(&ctx.store).await?);
+    let roles = visible(ctx, principal, query.apply(roles::list(&ctx.store).await?)).await?;
     let view = View::for_reader(request, principal);
     let page = page::paginate(roles, &page_request)?.map(|role| view.render(&role));
     Ok(http::page(request, page))
@@ -89,9 +97,85 @@ async fn retrieve(
     uuid: &str,
 ) -> Result<Response<Body>> {
     let role = roles::get(&ctx.store, uuid).await?;
+    let role = visible(ctx, principal, vec![role])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found("Role"))?;
     Ok(http::json(
         StatusCode::OK,
         &View::for_reader(request, principal).render(&role),
+    ))
+}
+
+/// An organisation's private roles (clones) are seen by staff, support and the members of
+/// that organisation; the caller's grants are read only when there are such roles to judge.
+async fn visible(ctx: &Context, principal: &Principal, roles: Vec<Role>) -> Result<Vec<Role>> {
+    if roles.iter().all(|role| role.customer_uuid.is_none()) || principal.is_staff_or_support() {
+        return Ok(roles);
+    }
+    let customers = match principal.user() {
+        Some(user) => Access::load(&ctx.store, &ctx.roles, user, &time::now())
+            .await?
+            .connected_customers(),
+        None => Vec::new(),
+    };
+    Ok(roles
+        .into_iter()
+        .filter(|role| role.customer_uuid.is_none_or(|own| customers.contains(&own)))
+        .collect())
+}
+
+/// `POST /api/roles/{uuid}/clone_to_customer/ {"customer": uuid, "description"?,
+/// "conceal_template"?}` (staff). Answers the clone with 200, as the official client expects
+/// (Waldur sends 201).
+async fn clone_to_customer(
+    ctx: &Context,
+    request: &ApiRequest,
+    principal: &Principal,
+    uuid: &str,
+) -> Result<Response<Body>> {
+    let actor = principal.require_staff()?;
+    let template = roles::get(&ctx.store, uuid).await?;
+    let body = request.json()?;
+    let empty = Map::new();
+    let object = validate::object(body.as_ref(), &empty)?;
+    let mut errors = FieldErrors::default();
+    let description = validate::string(object, "description", 2000, false, true, &mut errors);
+    let conceal = validate::boolean(object, "conceal_template", &mut errors).unwrap_or(true);
+    let customer = match object.get("customer") {
+        None | Some(Value::Null) => {
+            errors.add("customer", FIELD_REQUIRED);
+            None
+        }
+        Some(value) => {
+            let text = value.as_str().unwrap_or_default();
+            let found = match Id::from_reference(text, "customers") {
+                Some(uuid) => scopes::get_customer(&ctx.store, &uuid).await?,
+                None => None,
+            };
+            if found.is_none() {
+                errors.add("customer", format!("Object with uuid={text} does not exist."));
+            }
+            found
+        }
+    };
+    let Some(customer) = customer.filter(|_| errors.is_empty()) else {
+        return Err(Error::Invalid(errors));
+    };
+    let role = roles::clone_to_customer(
+        &ctx.store,
+        actor,
+        &template,
+        &customer,
+        description,
+        conceal,
+        &time::now(),
+    )
+    .await?;
+    ctx.roles.invalidate();
+    Ok(http::json(
+        StatusCode::OK,
+        &View::for_writer(request).render(&role),
     ))
 }
 

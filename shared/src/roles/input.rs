@@ -93,6 +93,9 @@ impl RoleInput {
             users_count: 0,
             created: time::storage(now),
             version: 0,
+            customer_uuid: None,
+            template_uuid: None,
+            concealed_in: Vec::new(),
         };
         self.apply_to(&blank)
     }

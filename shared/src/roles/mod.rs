@@ -49,9 +49,28 @@ pub struct Role {
     pub created: String,
     #[serde(default)]
     pub version: i64,
+    /// The customer an organisation-private role (a clone) belongs to: it is granted only on
+    /// that customer and its projects, and only its members see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_uuid: Option<Id>,
+    /// The role a clone was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_uuid: Option<Id>,
+    /// Customers where this role is concealed (superseded by their clone of it): not granted
+    /// there any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concealed_in: Vec<Id>,
 }
 
+/// A grant of a role outside the customer it is private to, or where it is concealed.
+pub const NOT_AVAILABLE: &str = "Role is not available in this organization.";
+
 impl Role {
+    /// Whether the role may be granted on the customer `customer` or its projects.
+    pub fn is_available_in(&self, customer: &Id) -> bool {
+        self.customer_uuid.is_none_or(|own| own == *customer) && !self.concealed_in.contains(customer)
+    }
+
     pub fn translation(&self, language: &str) -> Option<&str> {
         self.translations.get(language).map(String::as_str)
     }
@@ -149,6 +168,123 @@ pub async fn create(store: &Store, actor: &AuthUser, input: RoleInput, now: &Tim
         Err(TxError::ConditionFailed(i)) if i == marker => Err(Error::field("name", NAME_TAKEN)),
         Err(err) => Err(err.into()),
     }
+}
+
+/// How many names a clone tries (`NAME`, `NAME-2`, …) before giving up on a taken one.
+const CLONE_NAME_ATTEMPTS: usize = 5;
+
+/// `POST /api/roles/{uuid}/clone_to_customer/` (staff): an organisation-private copy of
+/// `template` for `customer`, named `{SCOPE}.{customer slug}.{rest of the name}`, with the
+/// template's permissions and descriptions (or `description`). With `conceal`, the template is
+/// concealed for the customer in the same transaction, so the clone supersedes it there. A
+/// marker item makes one clone per (template, customer).
+pub async fn clone_to_customer(
+    store: &Store,
+    actor: &AuthUser,
+    template: &Role,
+    customer: &crate::scopes::Customer,
+    description: Option<String>,
+    conceal: bool,
+    now: &Timestamp,
+) -> Result<Role> {
+    if template.template_uuid.is_some() {
+        return Err(Error::rejected(
+            "A clone cannot be cloned. Clone the original role instead.",
+        ));
+    }
+    if template.customer_uuid.is_some() {
+        return Err(Error::rejected(
+            "Only a role available to every organization can be cloned.",
+        ));
+    }
+    let (scope, rest) = template
+        .name
+        .split_once('.')
+        .unwrap_or((template.content_type.as_str(), template.name.as_str()));
+    let base = format!(
+        "{}.{}.{rest}",
+        scope.to_ascii_uppercase(),
+        crate::scopes::slugify(&customer.name)
+    );
+    for attempt in 1..=CLONE_NAME_ATTEMPTS {
+        let name = if attempt == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{attempt}")
+        };
+        let role = Role {
+            uuid: Id::new(),
+            name,
+            description: description
+                .clone()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| template.description.clone()),
+            translations: if description.as_deref().is_some_and(|d| !d.is_empty()) {
+                BTreeMap::new()
+            } else {
+                template.translations.clone()
+            },
+            permissions: template.permissions.clone(),
+            content_type: template.content_type,
+            is_system_role: false,
+            is_active: true,
+            users_count: 0,
+            created: time::storage(now),
+            version: 0,
+            customer_uuid: Some(customer.uuid),
+            template_uuid: Some(template.uuid),
+            concealed_in: Vec::new(),
+        };
+        let mut tx = store.transaction();
+        tx.put(&role_item(&role), Some(Expr::new("attribute_not_exists(PK)")))?;
+        let marker = put_name_marker(&mut tx, &role)?;
+        let clone_marker = tx.put(
+            &NameMarker {
+                pk: format!("ROLECLONE#{}#{}", template.uuid, customer.uuid),
+                sk: "#META".into(),
+                entity: "role_clone".into(),
+                role_uuid: role.uuid,
+            },
+            Some(Expr::new("attribute_not_exists(PK)")),
+        )?;
+        let (pk, sk) = role_key(&template.uuid);
+        let template_update = if conceal {
+            Expr::new("SET concealed_in = list_append(if_not_exists(concealed_in, :none), :customer)")
+                .value(":none", aws_sdk_dynamodb::types::AttributeValue::L(Vec::new()))
+                .value(
+                    ":customer",
+                    aws_sdk_dynamodb::types::AttributeValue::L(vec![crate::store::s(
+                        customer.uuid.to_string(),
+                    )]),
+                )
+        } else {
+            Expr::new("SET version = version")
+        };
+        tx.update(&pk, &sk, template_update, Some(Expr::new("attribute_exists(PK)")))?;
+        record(
+            &mut tx,
+            actor,
+            "role_cloned",
+            &role,
+            format!(
+                "Role {} has been cloned into {} as {}.",
+                template.name, customer.name, role.name
+            ),
+            now,
+        )?;
+        match tx.commit().await {
+            Ok(()) => return Ok(role),
+            Err(TxError::ConditionFailed(i)) if i == marker => continue,
+            Err(TxError::ConditionFailed(i)) if i == clone_marker => {
+                return Err(Error::rejected(
+                    "This template has already been cloned into this organization.",
+                ));
+            }
+            Err(TxError::ConditionFailed(_)) => return Err(Error::not_found(MODEL)),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(Error::field("name", NAME_TAKEN))
 }
 
 /// PUT, PATCH and update_descriptions: applies the changes to the current role. The body is
@@ -350,6 +486,9 @@ pub async fn seed_system_roles(store: &Store, now: &Timestamp) -> Result<usize> 
             users_count: 0,
             created: time::storage(now),
             version: 0,
+            customer_uuid: None,
+            template_uuid: None,
+            concealed_in: Vec::new(),
         };
         let mut tx = store.transaction();
         tx.put(&role_item(&role), Some(Expr::new("attribute_not_exists(PK)")))?;
