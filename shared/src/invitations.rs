@@ -54,9 +54,19 @@ pub struct Invitation {
     #[serde(default)]
     pub created_by_full_name: String,
     pub is_active: bool,
+    /// Who last changed the terms, if anyone did after the creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_by: Option<Id>,
 }
 
 impl Invitation {
+    /// Whose authority an auto-approval is judged by, as they are at the submit: whoever set
+    /// the terms last (an editor who may offer them, else the creator). So an edit cannot lend
+    /// the creator's rights to terms, or to a requester, the editor could not grant.
+    pub fn decider(&self) -> Id {
+        self.edited_by.unwrap_or(self.created_by)
+    }
+
     pub fn expires(&self) -> Timestamp {
         time::parse_stored(&self.created).unwrap_or_default() + LIFETIME
     }
@@ -576,12 +586,12 @@ pub struct SubmitRead<'a> {
 /// The keys of the user items a submission reads (requester, invitation creator), for reading
 /// them with the scope in one request.
 pub fn submit_keys(requester: &Id, invitation: &Invitation) -> [(String, String); 2] {
-    [User::key(requester), User::key(&invitation.created_by)]
+    [User::key(requester), User::key(&invitation.decider())]
 }
 
 /// Submits a request through an invitation (state pending). With `auto_approve` it is approved
-/// in the same transaction, by the invitation's creator as they are now: only if the creator is
-/// still active, is not the requester, and may grant the role to the requester by the rule of
+/// in the same transaction, by the invitation's decider (its creator, or its last editor) as
+/// they are now: only if the decider is still active, is not the requester, and may grant the role to the requester by the rule of
 /// `add_user` at this moment. Otherwise the request stays pending for someone who may decide it.
 pub async fn submit(
     store: &Store,

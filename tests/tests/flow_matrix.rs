@@ -83,9 +83,15 @@ enum Path {
     WorkspaceTransfer,
     /// The actor revokes the target's grant from a pending review of P.
     ReviewRevoke,
+    /// Staff grants the target the role and revokes it; the actor restores the revoked row
+    /// (`/api/user-permissions/{uuid}/restore/`).
+    Restore,
+    /// Staff invites to P without auto-approval; the actor edits the invitation to the role at
+    /// stake with auto-approval; the target asks.
+    EditInvitation,
 }
 
-const PATHS: [Path; 9] = [
+const PATHS: [Path; 11] = [
     Path::AddUser,
     Path::UpdateUser,
     Path::Approve,
@@ -95,6 +101,8 @@ const PATHS: [Path; 9] = [
     Path::WorkspaceShare,
     Path::WorkspaceTransfer,
     Path::ReviewRevoke,
+    Path::Restore,
+    Path::EditInvitation,
 ];
 
 /// Which role is at stake: one within a project manager's own permissions, or one beyond them.
@@ -128,10 +136,17 @@ fn expected(cell: &Cell) -> bool {
     } = *cell;
     match path {
         Path::AutoApproveSelf => false,
+        // An edited invitation is decided by its editor, who never approves his own request.
+        Path::EditInvitation if target == Target::Himself => false,
         Path::WorkspaceShare | Path::WorkspaceTransfer => matches!(actor, Owner | Staff),
         Path::ReviewRevoke => matches!(actor, Owner | Staff),
         Path::AutoCreateProject => matches!(actor, Owner | Staff),
-        Path::AddUser | Path::UpdateUser | Path::Approve | Path::AutoApprove => match actor {
+        Path::AddUser
+        | Path::UpdateUser
+        | Path::Approve
+        | Path::AutoApprove
+        | Path::Restore
+        | Path::EditInvitation => match actor {
             Staff | Owner => true,
             Manager => stake == Stake::Within && target == Target::Other,
             _ => false,
@@ -148,7 +163,7 @@ fn cells() -> Vec<Cell> {
                 _ => &[Stake::Within, Stake::Beyond],
             };
             let targets: &[Target] = match path {
-                Path::AddUser => &[Target::Other, Target::Himself],
+                Path::AddUser | Path::Restore | Path::EditInvitation => &[Target::Other, Target::Himself],
                 Path::AutoApproveSelf => &[Target::Himself],
                 _ => &[Target::Other],
             };
@@ -419,6 +434,13 @@ impl World {
         (answer.status == 201).then(|| text(&answer.json["uuid"]))
     }
 
+    /// The role an invitation offers now.
+    async fn invitation_role(&self, invitation: &str) -> Id {
+        let path = format!("/api/user-group-invitations/{invitation}/");
+        let answer = self.staff("GET", &path, json!(null)).await;
+        Id::parse(&text(&answer.json["role"])).expect("the invitation's role")
+    }
+
     async fn submit(&self, token: &str, invitation: &str) -> Answer {
         let path = format!("/api/user-group-invitations/{invitation}/submit_request/");
         self.api.call("POST", &path, Some(token), Some(json!({}))).await
@@ -576,6 +598,69 @@ impl World {
                     .unwrap()
                     .unwrap();
                 workspace.owner_user_pk == target.pk
+            }
+            Path::Restore => {
+                let target = match (cell.target, himself) {
+                    (Target::Himself, Some(uuid)) => uuid,
+                    (Target::Himself, None) => return false,
+                    (Target::Other, _) => self.fresh_user().await.uuid,
+                };
+                let body = json!({"user": target, "role": role});
+                self.staff("POST", &format!("{project_path}add_user/"), body.clone())
+                    .await;
+                let row = self
+                    .grant_of(&target, &self.project, &role)
+                    .await
+                    .expect("the grant")
+                    .uuid;
+                self.staff("POST", &format!("{project_path}delete_user/"), body)
+                    .await;
+                let path = format!("/api/user-permissions/{row}/restore/");
+                self.call(cell.actor, "POST", &path, json!({})).await;
+                let obtained = self.holds(&target, &role).await;
+                if obtained && cell.target == Target::Himself {
+                    self.take_back(&target, &role).await;
+                }
+                obtained
+            }
+            Path::EditInvitation => {
+                let invitation = self
+                    .invitation(None, json!({"scope": self.project_url, "role": self.within_role}))
+                    .await
+                    .expect("staff invites");
+                let path = format!("/api/user-group-invitations/{invitation}/");
+                self.call(
+                    cell.actor,
+                    "PATCH",
+                    &path,
+                    json!({"role": role, "auto_approve": true}),
+                )
+                .await;
+                let (target, token) = match (cell.target, himself) {
+                    (Target::Himself, Some(uuid)) => (uuid, self.token(cell.actor).unwrap()),
+                    (Target::Himself, None) => return false,
+                    (Target::Other, _) => {
+                        let n = self.serial.fetch_add(1, Ordering::SeqCst);
+                        let (user, token) = self.api.user(&format!("edited{n}"), false, false).await;
+                        (user.uuid, token)
+                    }
+                };
+                let granted = self.invitation_role(&invitation).await;
+                let before = self.holds(&target, &granted).await;
+                let submitted = self.submit(&token, &invitation).await;
+                assert_eq!(submitted.status, 200, "{cell:?}: {}", submitted.text);
+                let obtained = !before && granted == role && self.holds(&target, &role).await;
+                if cell.target == Target::Himself {
+                    if self.holds(&target, &granted).await && !before {
+                        self.take_back(&target, &granted).await;
+                    }
+                    // Deleted, whatever became of it, so that the actor's next request of P is
+                    // decided anew (one open or approved request per scope and user).
+                    let request = text(&submitted.json["uuid"]);
+                    let path = format!("/api/user-permission-requests/{request}/");
+                    self.staff("DELETE", &path, json!(null)).await;
+                }
+                obtained
             }
             Path::ReviewRevoke => {
                 let (_, target) = self

@@ -174,6 +174,7 @@ async fn update_invitation(
         created_by: existing.created_by,
         created_by_username: existing.created_by_username,
         created_by_full_name: existing.created_by_full_name,
+        edited_by: Some(user.uuid),
         ..offered
     };
     invitations::update(&ctx.store, user, &invitation, &now).await?;
@@ -363,6 +364,7 @@ async fn offer(
         created_by_username: user.username.clone(),
         created_by_full_name: user.full_name.clone(),
         is_active: true,
+        edited_by: None,
     };
     Ok((invitation, scope, access))
 }
@@ -530,7 +532,7 @@ async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result
 async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
     let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
-    // The requester (whose grants the request must not duplicate), the invitation's creator (who
+    // The requester (whose grants the request must not duplicate), the invitation's decider (who
     // decides an auto-approval as they are now) and the names of the answer, in one read.
     let [requester_key, creator_key] = invitations::submit_keys(&user.uuid, &invitation);
     let mut keys = Directory::keys([(
