@@ -290,6 +290,32 @@ pub fn slugify(name: &str) -> String {
     slug.trim_matches('-').chars().take(50).collect()
 }
 
+/// The customer a body's `field` names (its uuid or its API URL): a missing field is required,
+/// one that names no customer gets `unknown(text)`; either way the problem goes to `errors`.
+pub async fn customer_field(
+    store: &Store,
+    object: &serde_json::Map<String, Value>,
+    field: &str,
+    unknown: impl Fn(&str) -> String,
+    errors: &mut FieldErrors,
+) -> Result<Option<Customer>> {
+    let text = match object.get(field) {
+        None | Some(Value::Null) => {
+            errors.add(field, crate::error::FIELD_REQUIRED);
+            return Ok(None);
+        }
+        Some(value) => value.as_str().unwrap_or_default(),
+    };
+    let found = match Id::from_reference(text, "customers") {
+        Some(uuid) => get_customer(store, &uuid).await?,
+        None => None,
+    };
+    if found.is_none() {
+        errors.add(field, unknown(text));
+    }
+    Ok(found)
+}
+
 pub async fn get_customer(store: &Store, uuid: &Id) -> Result<Option<Customer>> {
     let item: Option<CustomerItem> = store
         .get(&partition(ContentType::Customer, uuid), "#META")

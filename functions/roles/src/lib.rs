@@ -8,9 +8,8 @@ use serde_json::{Map, Value, json};
 
 use shared::auth::{self, Principal};
 use shared::authz::Access;
-use shared::error::{FIELD_REQUIRED, FieldErrors};
+use shared::error::FieldErrors;
 use shared::http::{self, ApiRequest};
-use shared::ids::Id;
 use shared::page::{self, PageRequest};
 use shared::roles::{self, InputMode, LANGUAGES, Role, RoleInput, RoleQuery};
 use shared::{Context, Error, Result, scopes, time, validate};
@@ -142,23 +141,14 @@ async fn clone_to_customer(
     let mut errors = FieldErrors::default();
     let description = validate::string(object, "description", 2000, false, true, &mut errors);
     let conceal = validate::boolean(object, "conceal_template", &mut errors).unwrap_or(true);
-    let customer = match object.get("customer") {
-        None | Some(Value::Null) => {
-            errors.add("customer", FIELD_REQUIRED);
-            None
-        }
-        Some(value) => {
-            let text = value.as_str().unwrap_or_default();
-            let found = match Id::from_reference(text, "customers") {
-                Some(uuid) => scopes::get_customer(&ctx.store, &uuid).await?,
-                None => None,
-            };
-            if found.is_none() {
-                errors.add("customer", format!("Object with uuid={text} does not exist."));
-            }
-            found
-        }
-    };
+    let customer = scopes::customer_field(
+        &ctx.store,
+        object,
+        "customer",
+        |text| format!("Object with uuid={text} does not exist."),
+        &mut errors,
+    )
+    .await?;
     let Some(customer) = customer.filter(|_| errors.is_empty()) else {
         return Err(Error::Invalid(errors));
     };

@@ -3,7 +3,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use shared::auth::AuthUser;
 use shared::authz::ScopeRef;
@@ -158,23 +158,14 @@ pub async fn move_project(
     if preserve.is_none() && !object.contains_key("preserve_permissions") {
         errors.add("preserve_permissions", shared::error::FIELD_REQUIRED);
     }
-    let customer = match object.get("customer") {
-        None | Some(Value::Null) => {
-            errors.add("customer", shared::error::FIELD_REQUIRED);
-            None
-        }
-        Some(value) => {
-            let text = value.as_str().unwrap_or_default();
-            let found = match Id::from_reference(text, "customers") {
-                Some(uuid) => scopes::get_customer(&ctx.store, &uuid).await?,
-                None => None,
-            };
-            if found.is_none() {
-                errors.add("customer", "Invalid hyperlink - Object does not exist.");
-            }
-            found
-        }
-    };
+    let customer = scopes::customer_field(
+        &ctx.store,
+        object,
+        "customer",
+        |_| "Invalid hyperlink - Object does not exist.".to_owned(),
+        &mut errors,
+    )
+    .await?;
     let (Some(customer), Some(preserve)) = (customer, preserve) else {
         return Err(Error::Invalid(errors));
     };

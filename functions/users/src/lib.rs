@@ -105,29 +105,23 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
                 &["GET", "PUT", "PATCH", "DELETE", "HEAD"],
             )),
         },
-        ["api", "users", uuid, "change_password"] => match *method {
-            Method::POST => change_password(ctx, request, caller, uuid).await,
-            _ => Err(http::method_not_allowed(request, &["POST"])),
-        },
-        ["api", "users", uuid, "refresh_token"] => match *method {
-            Method::POST => refresh_token(ctx, caller, uuid).await,
-            _ => Err(http::method_not_allowed(request, &["POST"])),
-        },
-        ["api", "users", uuid, "token"] => match *method {
-            Method::GET | Method::HEAD => token(ctx, caller, uuid).await,
-            _ => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
-        },
-        ["api", "users", uuid, "remove_password"] => match *method {
-            Method::POST => remove_password(ctx, caller, uuid).await,
-            _ => Err(http::method_not_allowed(request, &["POST"])),
-        },
-        ["api", "users", uuid, "change_email"] => match *method {
-            Method::POST => change_email(ctx, request, caller, uuid).await,
-            _ => Err(http::method_not_allowed(request, &["POST"])),
-        },
-        ["api", "users", uuid, "cancel_change_email"] => match *method {
-            Method::POST => cancel_change_email(ctx, caller, uuid).await,
-            _ => Err(http::method_not_allowed(request, &["POST"])),
+        ["api", "users", uuid, action] => match (*action, method) {
+            ("token", &Method::GET | &Method::HEAD) => token(ctx, caller, uuid).await,
+            ("token", _) => Err(http::method_not_allowed(request, &["GET", "HEAD"])),
+            ("change_password", &Method::POST) => change_password(ctx, request, caller, uuid).await,
+            ("refresh_token", &Method::POST) => refresh_token(ctx, caller, uuid).await,
+            ("remove_password", &Method::POST) => remove_password(ctx, caller, uuid).await,
+            ("change_email", &Method::POST) => change_email(ctx, request, caller, uuid).await,
+            ("cancel_change_email", &Method::POST) => cancel_change_email(ctx, caller, uuid).await,
+            (
+                "change_password"
+                | "refresh_token"
+                | "remove_password"
+                | "change_email"
+                | "cancel_change_email",
+                _,
+            ) => Err(http::method_not_allowed(request, &["POST"])),
+            _ => Err(http::no_route()),
         },
         _ => Err(http::no_route()),
     }
