@@ -69,6 +69,21 @@ async fn a_moved_project_takes_its_grants_counts_invitations_and_requests_along(
     assert_eq!(request.status, 200, "{}", request.text);
     assert_eq!(customer_counts(&api, &from).await, (3, 1));
     assert_eq!(customer_counts(&api, &to).await, (0, 1));
+    // A review of Acme, opened before the move, covers the project's grants.
+    let store = api.store();
+    let acme = shared::scopes::get_scope(
+        store,
+        shared::roles::ContentType::Customer,
+        &shared::ids::Id::parse(&from).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let now = shared::time::now();
+    let review = shared::reviews::open(store, &acme, &now, &now)
+        .await
+        .unwrap()
+        .unwrap();
 
     let to_url = format!("http://testserver/api/customers/{to}/");
     let move_body = |preserve: bool| Some(json!({"customer": to_url, "preserve_permissions": preserve}));
@@ -123,6 +138,20 @@ async fn a_moved_project_takes_its_grants_counts_invitations_and_requests_along(
     )
     .await;
     assert_eq!(requests.json.as_array().unwrap().len(), 1, "{}", requests.text);
+    // Acme's owner may no longer decide on the moved project's grants from Acme's review.
+    let revoke = api
+        .call(
+            "POST",
+            &format!("/api/customer-permissions-reviews/{}/revoke/", review.uuid),
+            Some(&olivia_token),
+            Some(json!({"user": mia.uuid, "role": "PROJECT.MEMBER", "scope": project})),
+        )
+        .await;
+    assert_eq!(revoke.status, 400, "{}", revoke.text);
+    assert_eq!(
+        revoke.json,
+        json!(["This grant is no longer in this organization."])
+    );
     assert_consistent(&api).await;
 
     let same = staff(&api, "POST", &path, move_body(true)).await;

@@ -332,6 +332,14 @@ async fn revoke(
         .map(grants::user_side_from_item)
         .transpose()?
         .filter(|g| g.uuid == grant.uuid);
+    // A project moved to another customer since the review opened is no longer the
+    // reviewers' to decide on.
+    if live_scope
+        .as_ref()
+        .is_some_and(|s| s.customer_uuid() != review.customer_uuid)
+    {
+        return Err(Error::rejected("This grant is no longer in this organization."));
+    }
     let decided = match (live_scope, target_user) {
         (Some(live_scope), Some(target_user)) => {
             let new = NewGrant {
