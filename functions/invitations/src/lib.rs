@@ -238,6 +238,7 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
         created_by_username: user.username.clone(),
         created_by_full_name: user.full_name.clone(),
         is_active: true,
+        expiry: None,
     };
     invitations::create(&ctx.store, user, &invitation, &now).await?;
     let mut names = Directory::default();
