@@ -24,11 +24,11 @@ use integration_tests::{RoundTrips, TestApi, client_for, counted_client_for, dyn
 use serde_json::json;
 use shared::auth::AuthUser;
 use shared::ids::Id;
+use shared::import::{self, Options, Quiet};
 use shared::reviews::Schedule;
 use shared::scopes::{self, Scope, ScopeInput};
 use shared::store::{Expr, Store, n};
 use shared::users::User;
-use shared::import::{self, Options, Quiet};
 use shared::{grants, roles, scheduler, time};
 
 use client::{Call, Connection};
@@ -78,7 +78,9 @@ async fn main() -> Result<(), Error> {
             }
             Ok(())
         }
-        _ => Err("usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import".into()),
+        _ => Err(
+            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import".into(),
+        ),
     }
 }
 
@@ -834,7 +836,8 @@ async fn import_section() -> Result<String, Error> {
          reads the same keys, finds everything equal and writes nothing.\n",
         rows.join("\n"),
         projects = IMPORT_CUSTOMERS * IMPORT_PROJECTS_PER_CUSTOMER,
-        grants = IMPORT_CUSTOMERS * (IMPORT_PROJECTS_PER_CUSTOMER * IMPORT_GRANTS_PER_PROJECT + IMPORT_GRANTS_PER_CUSTOMER),
+        grants = IMPORT_CUSTOMERS
+            * (IMPORT_PROJECTS_PER_CUSTOMER * IMPORT_GRANTS_PER_PROJECT + IMPORT_GRANTS_PER_CUSTOMER),
     ))
 }
 
@@ -857,8 +860,10 @@ fn generated_dump() -> String {
         rows.push(json!({"model": "permissions.role", "pk": pk + 1, "fields": {
             "uuid": Id::new(), "name": name, "description": name, "description_en": name,
             "is_system_role": true, "is_active": true, "content_type": content_type}}));
-        rows.push(json!({"model": "permissions.rolepermission", "pk": pk + 1, "fields": {
-            "role": pk + 1, "permission": "PROJECT.UPDATE"}}));
+        rows.push(
+            json!({"model": "permissions.rolepermission", "pk": pk + 1, "fields": {
+            "role": pk + 1, "permission": "PROJECT.UPDATE"}}),
+        );
     }
     for pk in 1..=IMPORT_USERS {
         rows.push(json!({"model": "core.user", "pk": pk, "fields": {
@@ -866,17 +871,20 @@ fn generated_dump() -> String {
             "first_name": "User", "last_name": pk.to_string(), "native_name": "", "password": hash,
             "is_staff": false, "is_support": false, "is_active": true, "date_joined": created,
             "token_lifetime": 3600}}));
-        rows.push(json!({"model": "authtoken.token", "pk": shared::auth::new_token().expect("randomness"),
-            "fields": {"user": pk, "created": created}}));
+        rows.push(
+            json!({"model": "authtoken.token", "pk": shared::auth::new_token().expect("randomness"),
+            "fields": {"user": pk, "created": created}}),
+        );
     }
     let mut grant = 0;
-    let mut grant_row = |rows: &mut Vec<serde_json::Value>, content_type: usize, object: usize, role: usize| {
-        grant += 1;
-        let user = (grant - 1) % IMPORT_USERS + 1;
-        rows.push(json!({"model": "permissions.userrole", "pk": grant, "fields": {
+    let mut grant_row =
+        |rows: &mut Vec<serde_json::Value>, content_type: usize, object: usize, role: usize| {
+            grant += 1;
+            let user = (grant - 1) % IMPORT_USERS + 1;
+            rows.push(json!({"model": "permissions.userrole", "pk": grant, "fields": {
             "uuid": Id::new(), "content_type": content_type, "object_id": object, "user": user, "role": role,
             "created_by": 1, "created": created, "expiration_time": null, "is_active": true}}));
-    };
+        };
     for customer in 1..=IMPORT_CUSTOMERS {
         rows.push(json!({"model": "structure.customer", "pk": customer, "fields": {
             "uuid": Id::new(), "name": format!("Customer {customer}"), "abbreviation": "", "native_name": "",
@@ -914,7 +922,8 @@ async fn import_bench() -> Result<Vec<String>, Error> {
         parsing.elapsed().as_secs_f64()
     );
     let mut rows = vec![
-        "| run | objects read | created | unchanged | DynamoDB requests | of them writes | wall time |".to_owned(),
+        "| run | objects read | created | unchanged | DynamoDB requests | of them writes | wall time |"
+            .to_owned(),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
     ];
     for run in ["first (empty table)", "second (everything there)"] {

@@ -690,3 +690,53 @@ async fn conflicts_are_reported_and_never_overwritten() {
     );
     assert_consistent(&api).await;
 }
+
+#[tokio::test]
+async fn changes_made_here_after_an_import_are_kept_by_the_next() {
+    let api = TestApi::without_roles().await;
+    let now = shared::time::now();
+    let snapshot = dump(&now);
+    run(api.store(), &snapshot, &now).await;
+    // Here, paul loses his role on Genome Lab and Acme is renamed.
+    let token = Some(api.admin_token.as_str());
+    let genome = "/api/projects/e23262341461459eabe79830d09a18e0/";
+    let body = json!({"user": "7ac55046b05a4a04878ad18f824802f6", "role": "PROJECT.ADMIN"});
+    let revoked = api
+        .call("POST", &format!("{genome}delete_user/"), token, Some(body))
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let acme = "/api/customers/5abb17bd7a17419e95725b31900a99aa/";
+    let renamed = api
+        .call("PATCH", acme, token, Some(json!({"name": "Acme Labs"})))
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+
+    let report = run(api.store(), &snapshot, &now).await;
+    assert_eq!(report.row(Kind::Grant).conflicting, 1, "{report}");
+    assert!(
+        report
+            .conflicts
+            .contains(&"grant 9cfc4331b9c64a77bc7d8cb08ddfa282 (paul as PROJECT.ADMIN of project e23262341461459eabe79830d09a18e0): the grant has ended here".to_owned()),
+        "{report}"
+    );
+    assert!(
+        report.conflicts.contains(
+            &"customer Acme Research (5abb17bd7a17419e95725b31900a99aa): it differs here in name".to_owned()
+        ),
+        "{report}"
+    );
+    assert_eq!(report.total().created, 0, "{report}");
+    let members = api
+        .call("GET", &format!("{genome}list_users/"), token, None)
+        .await;
+    assert!(
+        members
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["user_username"] != "paul")
+    );
+    assert_eq!(api.call("GET", acme, token, None).await.json["name"], "Acme Labs");
+    assert_consistent(&api).await;
+}

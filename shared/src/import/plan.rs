@@ -1,6 +1,7 @@
 //! Comparing a snapshot with the table, kind by kind in dependency order, and handing what is
-//! missing to `apply`: an object there already is unchanged when equal and a conflict when not;
-//! one whose user, scope, role or invitation is not there (not imported, or in conflict) is
+//! missing to `apply`: an object there already is unchanged when equal and a conflict when not
+//! (it stays as it is here, and what refers to it may still come); one whose user, scope, role
+//! or invitation is not there (not imported: its name was another's, or it was skipped) is
 //! skipped. What was found or written is what the next kinds may refer to.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -234,12 +235,11 @@ impl<'a> Import<'a> {
                         ("is_system_role", found.is_system_role == role.is_system_role),
                         ("is_active", found.is_active == role.is_active),
                     ]) {
-                        None => {
-                            self.report.unchanged(Kind::Role);
-                            self.roles.insert(role.uuid, (*found).clone());
-                        }
+                        None => self.report.unchanged(Kind::Role),
                         Some(why) => self.report.conflict(Kind::Role, &label, &why),
                     }
+                    // The same role, changed here or not: what refers to it may come.
+                    self.roles.insert(role.uuid, (*found).clone());
                 }
                 (None, Some(other)) => {
                     self.report
@@ -305,10 +305,12 @@ impl<'a> Import<'a> {
                         self.report.unchanged(Kind::Customer);
                         self.customers.insert(here.uuid, here.clone());
                     }
-                    Some(why) => self.report.conflict(Kind::Customer, &label, &why),
+                    Some(why) => {
+                        self.report.conflict(Kind::Customer, &label, &why);
+                        self.customers.insert(here.uuid, here.clone());
+                    }
                 },
-                Some(_) => unreachable!("customer keys read customers"),
-                None => writes.push(Write::Customer(customer.clone())),
+                _ => writes.push(Write::Customer(customer.clone())),
             }
         }
         for write in self.write(Kind::Customer, vec![writes]).await? {
@@ -352,10 +354,12 @@ impl<'a> Import<'a> {
                         self.report.unchanged(Kind::Project);
                         self.projects.insert(here.uuid, here.clone());
                     }
-                    Some(why) => self.report.conflict(Kind::Project, &label, &why),
+                    Some(why) => {
+                        self.report.conflict(Kind::Project, &label, &why);
+                        self.projects.insert(here.uuid, here.clone());
+                    }
                 },
-                Some(_) => unreachable!("project keys read projects"),
-                None => writes.push(Write::Project(project.clone())),
+                _ => writes.push(Write::Project(project.clone())),
             }
         }
         for write in self.write(Kind::Project, vec![writes]).await? {
@@ -402,7 +406,12 @@ impl<'a> Import<'a> {
                         self.report.unchanged(Kind::User);
                         self.users.insert(here.uuid, here);
                     }
-                    Some(why) => self.report.conflict(Kind::User, &label, &why),
+                    Some(why) => {
+                        self.report.conflict(Kind::User, &label, &why);
+                        if !here.deleting {
+                            self.users.insert(here.uuid, here);
+                        }
+                    }
                 }
                 continue;
             }
@@ -528,10 +537,11 @@ impl<'a> Import<'a> {
                 }
             }
         }
-        let keys = candidates
+        let mut keys: Vec<Key> = candidates
             .iter()
             .map(|m| grants::user_side_key(&m.grant))
             .collect();
+        keys.extend(candidates.iter().map(|m| grants::history_key(&m.grant)));
         let found = self.read(keys).await?;
         let mut seen = HashSet::new();
         let mut per_user: BTreeMap<Id, Vec<Member>> = BTreeMap::new();
@@ -544,6 +554,12 @@ impl<'a> Import<'a> {
                     &label,
                     "the source grants the user this role there twice",
                 );
+                continue;
+            }
+            // Revoked here after an earlier import: not to be granted again.
+            if found.contains_key(&grants::history_key(&member.grant)) {
+                self.report
+                    .conflict(Kind::Grant, &label, "the grant has ended here");
                 continue;
             }
             match found
@@ -686,7 +702,10 @@ impl<'a> Import<'a> {
                         self.report.unchanged(Kind::Invitation);
                         self.invitations.insert(here.uuid, here);
                     }
-                    Some(why) => self.report.conflict(Kind::Invitation, &label, &why),
+                    Some(why) => {
+                        self.report.conflict(Kind::Invitation, &label, &why);
+                        self.invitations.insert(here.uuid, here);
+                    }
                 },
                 None => writes.push(Write::Invitation(Invitation {
                     customer_uuid: scope_there.unwrap_or(invitation.customer_uuid),
