@@ -631,7 +631,7 @@ async fn a_dry_run_writes_nothing_and_says_what_it_would() {
             .all(|op| !is_write(op))
     );
     assert_eq!(canonical_all(before), canonical_all(api.all_items().await));
-    assert_eq!(report.row(Kind::User).created, 9);
+    assert_all_created(&report);
     assert_eq!(
         report.changes.len(),
         report.total().created,

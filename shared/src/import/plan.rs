@@ -877,8 +877,17 @@ impl<'a> Import<'a> {
         let wanted: Vec<(ContentType, Id)> = per_scope.keys().copied().collect();
         let scopes_here = self.read_scopes(&wanted).await?;
         let mut rounds: Vec<Vec<Write>> = Vec::new();
-        for ((_, uuid), mut reviews) in per_scope {
-            let Some(mut scope) = scopes_here.get(&uuid).cloned() else {
+        for ((kind, uuid), mut reviews) in per_scope {
+            // In a dry run, a scope this import would create is as it would be written.
+            let planned = || match kind {
+                ContentType::Customer => self.customers.get(&uuid).cloned().map(Scope::Customer),
+                _ => self.projects.get(&uuid).cloned().map(Scope::Project),
+            };
+            let here = scopes_here
+                .get(&uuid)
+                .cloned()
+                .or_else(|| self.options.dry_run.then(planned).flatten());
+            let Some(mut scope) = here else {
                 for review in &reviews {
                     self.report.conflict(
                         Kind::Review,
