@@ -932,11 +932,6 @@ pub fn history_key(grant: &Grant) -> (String, String) {
     )
 }
 
-/// Decodes a member row, live or ended, read with other items.
-pub fn member_from_item(item: Item) -> Result<Member> {
-    Ok(decode::<MemberItem>(item)?.member)
-}
-
 /// Grants a role in a transaction of its own. An expired grant of the same (user, scope, role)
 /// is replaced; an active one is a duplicate.
 pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result<Grant> {
