@@ -3,6 +3,7 @@
 //!
 //!   bench all --bin-dir DIR [--out FILE]   every benchmark; writes RESULTS.md (`make bench`)
 //!   bench scheduler [CUSTOMERS]            only the review scheduler (default 10,000 customers)
+//!   bench import                           only the import of a generated Waldur dump
 //!
 //! `--bin-dir` holds the release builds of the function binaries, for the cold starts.
 
@@ -23,6 +24,7 @@ use integration_tests::{RoundTrips, TestApi, client_for, counted_client_for, dyn
 use serde_json::json;
 use shared::auth::AuthUser;
 use shared::ids::Id;
+use shared::import::{self, Options, Quiet};
 use shared::reviews::Schedule;
 use shared::scopes::{self, Scope, ScopeInput};
 use shared::store::{Expr, Store, n};
@@ -70,7 +72,15 @@ async fn main() -> Result<(), Error> {
             }
             Ok(())
         }
-        _ => Err("usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS]".into()),
+        Some("import") => {
+            for row in import_bench().await? {
+                println!("{row}");
+            }
+            Ok(())
+        }
+        _ => Err(
+            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import".into(),
+        ),
     }
 }
 
@@ -99,6 +109,9 @@ async fn all(bin_dir: &Path) -> Result<String, Error> {
 
     eprintln!("bench: the scheduler over {SCHEDULER_CUSTOMERS} customers");
     report.push_str(&scheduler_section().await?);
+
+    eprintln!("bench: importing a generated Waldur dump");
+    report.push_str(&import_section().await?);
 
     report.push_str(&package_section());
     writeln!(
@@ -802,13 +815,147 @@ async fn scheduler_bench(customers: usize) -> Result<Vec<String>, Error> {
     Ok(rows)
 }
 
+// --- Importing from Waldur -------------------------------------------------------------------
+
+/// The size of the generated Waldur: users, customers, projects per customer, and grants (each
+/// user holds one role on a customer and four on projects).
+const IMPORT_USERS: usize = 10_000;
+const IMPORT_CUSTOMERS: usize = 1_000;
+const IMPORT_PROJECTS_PER_CUSTOMER: usize = 10;
+const IMPORT_GRANTS_PER_PROJECT: usize = 4;
+const IMPORT_GRANTS_PER_CUSTOMER: usize = 10;
+
+async fn import_section() -> Result<String, Error> {
+    let rows = import_bench().await?;
+    Ok(format!(
+        "\n## 7. Importing from Waldur\n\n\
+         `admin import-waldur --from-dump` of a generated `dumpdata` ({IMPORT_USERS} users with a password\n\
+         hash and an API token each, {IMPORT_CUSTOMERS} customers, {projects} projects, {grants} grants) into an\n\
+         empty table, then the same import again:\n\n{}\n\n\
+         Each object is written with its audit event and the counters it moves in transactions of up to\n\
+         100 actions, 8 in flight; the existence checks are BatchGetItems of 100 keys. The second run\n\
+         reads the same keys, finds everything equal and writes nothing.\n",
+        rows.join("\n"),
+        projects = IMPORT_CUSTOMERS * IMPORT_PROJECTS_PER_CUSTOMER,
+        grants = IMPORT_CUSTOMERS
+            * (IMPORT_PROJECTS_PER_CUSTOMER * IMPORT_GRANTS_PER_PROJECT + IMPORT_GRANTS_PER_CUSTOMER),
+    ))
+}
+
+/// A Django `dumpdata` of a Waldur of the benchmark's size, as `waldur dumpdata -a` writes it.
+fn generated_dump() -> String {
+    let created = "2026-01-01T00:00:00.000Z";
+    let hash = "pbkdf2_sha256$600000$JNSGr7atbW4R61hlokrv8z$4OstTkSfZ9sBwPV67Z7tzQWcuUxWWFBax23iD7mNQ3I=";
+    let mut rows = vec![
+        json!({"model": "contenttypes.contenttype", "pk": 1, "fields": {"app_label": "structure", "model": "customer"}}),
+        json!({"model": "contenttypes.contenttype", "pk": 2, "fields": {"app_label": "structure", "model": "project"}}),
+    ];
+    let roles = [
+        ("CUSTOMER.OWNER", 1),
+        ("CUSTOMER.SUPPORT", 1),
+        ("PROJECT.ADMIN", 2),
+        ("PROJECT.MANAGER", 2),
+        ("PROJECT.MEMBER", 2),
+    ];
+    for (pk, (name, content_type)) in roles.iter().enumerate() {
+        rows.push(json!({"model": "permissions.role", "pk": pk + 1, "fields": {
+            "uuid": Id::new(), "name": name, "description": name, "description_en": name,
+            "is_system_role": true, "is_active": true, "content_type": content_type}}));
+        rows.push(
+            json!({"model": "permissions.rolepermission", "pk": pk + 1, "fields": {
+            "role": pk + 1, "permission": "PROJECT.UPDATE"}}),
+        );
+    }
+    for pk in 1..=IMPORT_USERS {
+        rows.push(json!({"model": "core.user", "pk": pk, "fields": {
+            "uuid": Id::new(), "username": format!("user{pk}"), "email": format!("user{pk}@example.org"),
+            "first_name": "User", "last_name": pk.to_string(), "native_name": "", "password": hash,
+            "is_staff": false, "is_support": false, "is_active": true, "date_joined": created,
+            "token_lifetime": 3600}}));
+        rows.push(
+            json!({"model": "authtoken.token", "pk": shared::auth::new_token().expect("randomness"),
+            "fields": {"user": pk, "created": created}}),
+        );
+    }
+    let mut grant = 0;
+    let mut grant_row =
+        |rows: &mut Vec<serde_json::Value>, content_type: usize, object: usize, role: usize| {
+            grant += 1;
+            let user = (grant - 1) % IMPORT_USERS + 1;
+            rows.push(json!({"model": "permissions.userrole", "pk": grant, "fields": {
+            "uuid": Id::new(), "content_type": content_type, "object_id": object, "user": user, "role": role,
+            "created_by": 1, "created": created, "expiration_time": null, "is_active": true}}));
+        };
+    for customer in 1..=IMPORT_CUSTOMERS {
+        rows.push(json!({"model": "structure.customer", "pk": customer, "fields": {
+            "uuid": Id::new(), "name": format!("Customer {customer}"), "abbreviation": "", "native_name": "",
+            "email": "", "created": created}}));
+        for k in 0..IMPORT_GRANTS_PER_CUSTOMER {
+            grant_row(&mut rows, 1, customer, if k == 0 { 1 } else { 2 });
+        }
+        for p in 0..IMPORT_PROJECTS_PER_CUSTOMER {
+            let project = (customer - 1) * IMPORT_PROJECTS_PER_CUSTOMER + p + 1;
+            rows.push(json!({"model": "structure.project", "pk": project, "fields": {
+                "uuid": Id::new(), "name": format!("Project {project}"), "description": "",
+                "customer": customer, "created": created, "is_removed": false}}));
+            for k in 0..IMPORT_GRANTS_PER_PROJECT {
+                grant_row(&mut rows, 2, project, 3 + k.min(2));
+            }
+        }
+    }
+    serde_json::Value::Array(rows).to_string()
+}
+
+async fn import_bench() -> Result<Vec<String>, Error> {
+    let round_trips = RoundTrips::default();
+    let store = Store::new(
+        counted_client_for(dynamodb_endpoint(), round_trips.clone()),
+        format!("bench-import-{}", Id::new()),
+    );
+    store.create_table().await?;
+    let now = time::now();
+    let text = generated_dump();
+    let parsing = Instant::now();
+    let snapshot = import::dump::parse(&text, &now)?;
+    eprintln!(
+        "bench: read a dump of {} MB in {:.1} s",
+        text.len() / 1_000_000,
+        parsing.elapsed().as_secs_f64()
+    );
+    let mut rows = vec![
+        "| run | objects read | created | unchanged | DynamoDB requests | of them writes | wall time |"
+            .to_owned(),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
+    for run in ["first (empty table)", "second (everything there)"] {
+        let mark = round_trips.count();
+        let started = Instant::now();
+        let report = import::run(&store, &snapshot, Options::default(), &Quiet, &now).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let operations = round_trips.operations_since(mark);
+        let writes = operations.iter().filter(|op| is_write(op)).count();
+        let total = report.total();
+        if !report.conflicts.is_empty() {
+            return Err(format!("the import found conflicts:\n{report}").into());
+        }
+        rows.push(format!(
+            "| {run} | {} | {} | {} | {} | {writes} | {elapsed:.1} s |",
+            total.read,
+            total.created,
+            total.unchanged,
+            operations.len(),
+        ));
+    }
+    Ok(rows)
+}
+
 // --- Package sizes ----------------------------------------------------------------------------
 
 fn package_section() -> String {
     let sizes = std::fs::read_to_string("bench/package-sizes.md")
         .unwrap_or_else(|_| "Not measured on this machine yet: run `make package`.\n".into());
     format!(
-        "\n## 7. Package sizes\n\n\
+        "\n## 8. Package sizes\n\n\
          Goal: every zipped function ≤ 4 MB. Written by `make package` into `bench/package-sizes.md`\n\
          and copied here:\n\n{sizes}"
     )

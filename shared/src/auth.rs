@@ -26,6 +26,10 @@ const REFRESH_INTERVAL: Duration = Duration::seconds(60);
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

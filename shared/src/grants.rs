@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::ids::Id;
 use crate::roles::{self, ContentType, Role};
 use crate::scopes::{self, Scope};
-use crate::store::{Expr, Item, Store, Transaction, TxError, decode, encode_value, n, s, sdk_error};
+use crate::store::{
+    Counters, Expr, Item, Store, Transaction, TxError, decode, encode_value, n, s, sdk_error,
+};
 use crate::time::{self, Timestamp};
 use crate::users::User;
 
@@ -305,9 +307,10 @@ impl MemberItem {
     /// the grant's uuid, and listed by scope type (`PAST_GRANTS#<type>`).
     fn past(member: &Member) -> Self {
         let grant = &member.grant;
+        let (pk, sk) = history_key(grant);
         MemberItem {
-            pk: scopes::partition(grant.scope_type, &grant.scope_uuid),
-            sk: format!("PAST#{}#{}", grant.created, grant.uuid),
+            pk,
+            sk,
             by_grant: format!("GRANT#{}", grant.uuid),
             by_grant_sort: "#PAST".into(),
             by_type: format!("PAST_GRANTS#{}", grant.scope_type.as_str()),
@@ -778,6 +781,162 @@ pub async fn import(
     )?;
     tx.commit().await?;
     Ok(users.len())
+}
+
+/// Where the actions of a user's imported grants sit in their transaction.
+#[derive(Debug, Clone)]
+pub struct ImportedGrantActions {
+    /// Each grant's user-side put, conditioned on the (user, scope, role) being free.
+    pub grants: Vec<usize>,
+    /// The user item's update, conditioned on the user's counts per customer as read.
+    pub user: usize,
+}
+
+/// Adds grants of one user moved over from Waldur to a transaction, as Waldur had them (uuid,
+/// `created`, `created_by`, `expiration_time`): both items of each grant (conditioned on not
+/// existing), an audit event each, and one update of the user's `held` map and
+/// `customer_grants`, conditioned on the counts read with `user` as `add_grant` is. The
+/// counters the grants move are `import_counts`, for the caller to write merged with those of
+/// the rest of the transaction.
+pub fn add_imported(
+    tx: &mut Transaction<'_>,
+    user: &User,
+    members: &[Member],
+    now: &Timestamp,
+) -> Result<ImportedGrantActions> {
+    if members.is_empty() {
+        return Err(Error::internal("no grants to import"));
+    }
+    let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
+    let mut grants = Vec::with_capacity(members.len());
+    for member in members {
+        let grant = &member.grant;
+        grants.push(tx.put(&UserSideItem::new(grant), not_exists())?);
+        tx.put(&MemberItem::new(member), not_exists())?;
+        imported_event(tx, member, "role_imported", now)?;
+    }
+    let mut update = Expr::new("SET held.#held0 = :held0");
+    for (i, member) in members.iter().enumerate() {
+        let grant = &member.grant;
+        if i > 0 {
+            update = update.and_set(&format!("held.#held{i} = :held{i}"));
+        }
+        update = update
+            .name(
+                &format!("#held{i}"),
+                &held_key(grant.scope_type, &grant.scope_uuid, &grant.role_uuid),
+            )
+            .value(&format!(":held{i}"), encode_value(&HeldRole::of(grant))?);
+    }
+    let mut condition = Expr::new("attribute_exists(held) AND attribute_not_exists(deleting)");
+    for (i, count) in customer_counts(user, members).iter().enumerate() {
+        let path = format!("customer_grants.#cust{i}");
+        update = update
+            .and_set(&format!("{path} = :cust_after{i}"))
+            .name(&format!("#cust{i}"), &count.customer.to_string())
+            .value(&format!(":cust_after{i}"), n(count.after));
+        let unchanged = if count.before == 0 {
+            Expr::new(format!(
+                "attribute_not_exists({path}) OR {path} = :cust_before{i}"
+            ))
+        } else {
+            Expr::new(format!("{path} = :cust_before{i}"))
+        };
+        condition = condition.and(unchanged.value(&format!(":cust_before{i}"), n(count.before)));
+    }
+    let (pk, sk) = User::key(&user.uuid);
+    let user = tx.update(&pk, &sk, update, Some(condition))?;
+    Ok(ImportedGrantActions { grants, user })
+}
+
+/// How imported grants move the user's count in each of their customers.
+fn customer_counts(user: &User, members: &[Member]) -> Vec<CustomerCount> {
+    let mut per_customer: BTreeMap<Id, i64> = BTreeMap::new();
+    for member in members {
+        *per_customer.entry(member.grant.customer_uuid).or_default() += 1;
+    }
+    per_customer
+        .iter()
+        .map(|(customer, k)| CustomerCount::of(user, customer, *k))
+        .collect()
+}
+
+/// The counters that `add_imported` grants of `user` move: each scope's `member_count` and
+/// `expiring_count`, the `users_count` of the customers the user thereby joins, and each role's
+/// `users_count`.
+pub fn import_counts(user: &User, members: &[Member]) -> Counters {
+    let mut counters = Counters::default();
+    for member in members {
+        let grant = &member.grant;
+        let scope = scopes::partition(grant.scope_type, &grant.scope_uuid);
+        counters.add(&scope, "#META", "member_count", 1);
+        counters.add(
+            &scope,
+            "#META",
+            "expiring_count",
+            i64::from(grant.expiration_time.is_some()),
+        );
+        counters.add("ROLES", &format!("ROLE#{}", grant.role_uuid), "users_count", 1);
+    }
+    for count in customer_counts(user, members) {
+        counters.add(
+            &scopes::partition(ContentType::Customer, &count.customer),
+            "#META",
+            "users_count",
+            count.users_delta(),
+        );
+    }
+    counters
+}
+
+/// Adds the history row of a grant that had ended in Waldur (revoked, or expired and removed),
+/// with its audit event: the row `/api/user-permissions/` lists with `is_active: false`, in its
+/// scope's partition after the live rows, conditioned on not existing. `member.ended` says when.
+pub fn add_imported_history(tx: &mut Transaction<'_>, member: &Member, now: &Timestamp) -> Result<usize> {
+    let index = tx.put(
+        &MemberItem::past(member),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    imported_event(tx, member, "ended_role_imported", now)?;
+    Ok(index)
+}
+
+fn imported_event(
+    tx: &mut Transaction<'_>,
+    member: &Member,
+    event_type: &str,
+    now: &Timestamp,
+) -> Result<usize> {
+    let grant = &member.grant;
+    let event = Event {
+        event_type,
+        subject: scopes::partition(grant.scope_type, &grant.scope_uuid),
+        message: format!(
+            "Role grant {} of {} has been imported from Waldur.",
+            grant.uuid, member.names.user_username
+        ),
+        details: json!({
+            "grant_uuid": grant.uuid,
+            "affected_user": grant.user_uuid,
+            "role_uuid": grant.role_uuid,
+            "scope_type": grant.scope_type.as_str(),
+            "scope_uuid": grant.scope_uuid,
+            "customer_uuid": grant.customer_uuid,
+            "created": grant.created,
+            "created_by": grant.created_by,
+            "expiration_time": grant.expiration_time,
+            "ended": member.ended,
+        }),
+    };
+    audit::record(tx, None, &event, now)
+}
+
+/// The key of the history row of an ended grant, for reading it with other items.
+pub fn history_key(grant: &Grant) -> (String, String) {
+    (
+        scopes::partition(grant.scope_type, &grant.scope_uuid),
+        format!("PAST#{}#{}", grant.created, grant.uuid),
+    )
 }
 
 /// Grants a role in a transaction of its own. An expired grant of the same (user, scope, role)

@@ -57,6 +57,10 @@ pub struct Invitation {
     /// Who last changed the terms, if anyone did after the creator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_by: Option<Id>,
+    /// When it stops accepting requests, where that is not `created + LIFETIME` (invitations
+    /// imported from Waldur keep the expiry Waldur gave them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
 }
 
 impl Invitation {
@@ -68,7 +72,10 @@ impl Invitation {
     }
 
     pub fn expires(&self) -> Timestamp {
-        time::parse_stored(&self.created).unwrap_or_default() + LIFETIME
+        self.expiry
+            .as_deref()
+            .and_then(time::parse_stored)
+            .unwrap_or_else(|| time::parse_stored(&self.created).unwrap_or_default() + LIFETIME)
     }
 
     /// Active and not expired: an expired invitation is inactive.
@@ -288,24 +295,26 @@ pub fn project_name(template: Option<&str>, user: &User) -> String {
     }
 }
 
-fn invitation_item(invitation: &Invitation) -> InvitationItem {
-    let sort = format!("{}#{}", invitation.created, invitation.uuid);
-    InvitationItem {
-        pk: invitation_key(&invitation.uuid),
-        sk: "#META".into(),
-        of_customer: format!("CUSTOMER#{}#INVITATIONS", invitation.customer_uuid),
-        of_customer_sort: sort.clone(),
-        all: "INVITATIONS".into(),
-        all_sort: sort,
-        entity: "group_invitation".into(),
-        invitation: invitation.clone(),
+impl InvitationItem {
+    fn new(invitation: &Invitation) -> Self {
+        let sort = format!("{}#{}", invitation.created, invitation.uuid);
+        InvitationItem {
+            pk: invitation_key(&invitation.uuid),
+            sk: "#META".into(),
+            of_customer: format!("CUSTOMER#{}#INVITATIONS", invitation.customer_uuid),
+            of_customer_sort: sort.clone(),
+            all: "INVITATIONS".into(),
+            all_sort: sort,
+            entity: "group_invitation".into(),
+            invitation: invitation.clone(),
+        }
     }
 }
 
 pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
     let mut tx = store.transaction();
     tx.put(
-        &invitation_item(invitation),
+        &InvitationItem::new(invitation),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
     let event = Event {
@@ -318,13 +327,113 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
     tx.commit().await.map_err(Error::from)
 }
 
+/// Adds an invitation moved over from Waldur to a transaction, as it was there (uuid, scope,
+/// role, creator, `created`, active or canceled, expiry), with its audit event; the put is
+/// conditioned on the invitation not existing.
+pub fn add_imported_invitation(
+    tx: &mut Transaction<'_>,
+    invitation: &Invitation,
+    now: &Timestamp,
+) -> Result<usize> {
+    let index = tx.put(
+        &InvitationItem::new(invitation),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    let event = Event {
+        event_type: "group_invitation_imported",
+        subject: invitation_key(&invitation.uuid),
+        message: format!(
+            "Group invitation {} has been imported from Waldur.",
+            invitation.uuid
+        ),
+        details: json!({
+            "scope_type": invitation.scope_type.as_str(),
+            "scope_uuid": invitation.scope_uuid,
+            "is_active": invitation.is_active,
+        }),
+    };
+    audit::record(tx, None, &event, now)?;
+    Ok(index)
+}
+
+/// Where the puts of an imported request sit in its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportedRequestActions {
+    pub request: usize,
+    /// The open-request marker of a pending request.
+    pub marker: Option<usize>,
+}
+
+/// Adds a permission request moved over from Waldur to a transaction, in the state Waldur had
+/// it (with its decision and comment), with its audit event; a pending one takes the marker
+/// of its (scope, user), as a submitted request does (unless its invitation allows several).
+/// Both puts are conditioned on their item not existing.
+pub fn add_imported_request(
+    tx: &mut Transaction<'_>,
+    request: &PermissionRequest,
+    allow_multiple_requests: bool,
+    now: &Timestamp,
+) -> Result<ImportedRequestActions> {
+    let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
+    let index = tx.put(&RequestItem::new(request), not_exists())?;
+    let marker = if request.state == State::Pending && !allow_multiple_requests {
+        let (pk, sk) = open_request_key(request.scope_type, &request.scope_uuid, &request.created_by);
+        Some(tx.put(
+            &OpenRequestMarker {
+                pk,
+                sk,
+                entity: "open_request".into(),
+                request_uuid: request.uuid,
+            },
+            not_exists(),
+        )?)
+    } else {
+        None
+    };
+    let event = Event {
+        event_type: "permission_request_imported",
+        subject: request_key(&request.uuid),
+        message: format!(
+            "Permission request {} has been imported from Waldur.",
+            request.uuid
+        ),
+        details: json!({"invitation_uuid": request.invitation_uuid, "state": request.state.as_str()}),
+    };
+    audit::record(tx, None, &event, now)?;
+    Ok(ImportedRequestActions {
+        request: index,
+        marker,
+    })
+}
+
+/// The key of a request's item, for reading it with other items.
+pub fn request_item_key(uuid: &Id) -> (String, String) {
+    (request_key(uuid), "#META".to_owned())
+}
+
+/// Decodes a request read with other items.
+pub fn request_from_item(item: crate::store::Item) -> Result<PermissionRequest> {
+    Ok(crate::store::decode::<RequestItem>(item)?.request)
+}
+
+/// The key of the marker of the open request of `user` for a scope, for reading it with other
+/// items.
+pub fn open_request_item_key(scope_type: ContentType, scope: &Id, user: &Id) -> (String, String) {
+    open_request_key(scope_type, scope, user)
+}
+
+/// The request an open-request marker (read with other items) names.
+pub fn open_request_owner(item: crate::store::Item) -> Result<Id> {
+    Ok(crate::store::decode::<OpenRequestMarker>(item)?.request_uuid)
+}
+
 /// Replaces an active invitation's terms (`PUT`/`PATCH`), conditioned on its being active
 /// still. Requests already submitted keep the terms they were made under (each carries its
 /// scope, role and template).
 pub async fn update(store: &Store, actor: &AuthUser, invitation: &Invitation, now: &Timestamp) -> Result<()> {
     let mut tx = store.transaction();
     tx.put(
-        &invitation_item(invitation),
+        &InvitationItem::new(invitation),
         Some(Expr::new("is_active = :yes").value(":yes", crate::store::b(true))),
     )?;
     let event = Event {

@@ -10,6 +10,8 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod ids;
+#[cfg(feature = "waldur-import")]
+pub mod import;
 pub mod invitations;
 pub mod outbox;
 pub mod page;

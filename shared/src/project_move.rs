@@ -11,12 +11,10 @@ use crate::grants::{self, Member, NewGrant};
 use crate::ids::Id;
 use crate::roles::ContentType;
 use crate::scopes::{self, Customer, Project, Scope};
-use crate::store::{Expr, Store, TxError, n, s};
+use crate::store::{Expr, MAX_ACTIONS, Store, TxError, n, s};
 use crate::time::Timestamp;
 use crate::{invitations, reviews, users};
 
-/// DynamoDB's limit on the actions of one transaction.
-const MAX_ACTIONS: usize = 100;
 pub const TOO_BIG: &str =
     "The project has too many grants, invitations and requests to be moved in one step.";
 

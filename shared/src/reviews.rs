@@ -14,7 +14,7 @@ use crate::ids::Id;
 use crate::outbox;
 use crate::roles::ContentType;
 use crate::scopes::{self, Scope};
-use crate::store::{Expr, Store, TxError, b, decode, s};
+use crate::store::{Expr, Store, Transaction, TxError, b, decode, s};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +56,26 @@ struct ReviewItem {
     entity: String,
     #[serde(flatten)]
     review: Review,
+}
+
+impl ReviewItem {
+    /// The review's item; a pending one is also listed among `PENDING_REVIEWS`.
+    fn new(review: &Review) -> Self {
+        let sort = format!("{}#{}", review.created, review.uuid);
+        let pending = review.is_pending;
+        ReviewItem {
+            pk: review_key(&review.uuid),
+            sk: "#META".into(),
+            of_scope: format!("{}#{}#REVIEWS", type_name(review.scope_type), review.scope_uuid),
+            of_scope_sort: sort.clone(),
+            all: format!("{}_REVIEWS", type_name(review.scope_type)),
+            all_sort: sort.clone(),
+            pending: pending.then(|| "PENDING_REVIEWS".into()),
+            pending_sort: pending.then_some(sort),
+            entity: "permission_review".into(),
+            review: review.clone(),
+        }
+    }
 }
 
 /// A grant as it stood when the review opened, and what the reviewer decided about it.
@@ -256,21 +276,11 @@ pub async fn open(
         })
         .collect();
     store.batch_put(&entries).await?;
-    let sort = format!("{}#{}", review.created, review.uuid);
-    let item = ReviewItem {
-        pk: review_key(&review.uuid),
-        sk: "#META".into(),
-        of_scope: format!("{}#{}#REVIEWS", type_name(review.scope_type), review.scope_uuid),
-        of_scope_sort: sort.clone(),
-        all: format!("{}_REVIEWS", type_name(review.scope_type)),
-        all_sort: sort.clone(),
-        pending: Some("PENDING_REVIEWS".into()),
-        pending_sort: Some(sort),
-        entity: "permission_review".into(),
-        review: review.clone(),
-    };
     let mut tx = store.transaction();
-    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    tx.put(
+        &ReviewItem::new(&review),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
     tx.update(
         &scope.partition(),
         "#META",
@@ -295,6 +305,97 @@ pub async fn open(
         Err(TxError::ConditionFailed(1)) => Ok(None),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Where the actions of a scope's imported reviews sit in their transaction.
+#[derive(Debug, Clone)]
+pub struct ImportedReviewActions {
+    pub reviews: Vec<usize>,
+    /// The update of the scope's `pending_review_uuid` and `last_review_closed`, if they change.
+    pub scope: Option<usize>,
+}
+
+/// Adds reviews of one scope moved over from Waldur to a transaction, as they were there
+/// (pending or closed, by whom), with an audit event each, and the scope's pointers as the
+/// scheduler keeps them: `pending_review_uuid` names the pending one, `last_review_closed` the
+/// latest close. The scope update is conditioned on the pointers `scope` had when read, so a
+/// review opened or closed meanwhile is not overwritten. Imported reviews have no entries
+/// (Waldur keeps no snapshot of the grants a review covers).
+pub fn add_imported(
+    tx: &mut Transaction<'_>,
+    scope: &Scope,
+    reviews: &[Review],
+    now: &Timestamp,
+) -> Result<ImportedReviewActions> {
+    let mut indexes = Vec::with_capacity(reviews.len());
+    for review in reviews {
+        indexes.push(tx.put(
+            &ReviewItem::new(review),
+            Some(Expr::new("attribute_not_exists(PK)")),
+        )?);
+        let event = Event {
+            event_type: "permission_review_imported",
+            subject: scope.partition(),
+            message: format!("Permission review {} has been imported from Waldur.", review.uuid),
+            details: json!({"review_uuid": review.uuid, "is_pending": review.is_pending}),
+        };
+        audit::record(tx, None, &event, now)?;
+    }
+    let (read_pending, read_closed) = match scope {
+        Scope::Customer(c) => (c.pending_review_uuid, c.last_review_closed.clone()),
+        Scope::Project(p) => (p.pending_review_uuid, p.last_review_closed.clone()),
+    };
+    let pending = reviews.iter().find(|r| r.is_pending).map(|r| r.uuid);
+    let closed = reviews
+        .iter()
+        .filter_map(|r| r.closed.clone())
+        .max()
+        .filter(|closed| read_closed.as_ref().is_none_or(|read| closed > read));
+    let update = match (pending, &closed) {
+        (None, None) => {
+            return Ok(ImportedReviewActions {
+                reviews: indexes,
+                scope: None,
+            });
+        }
+        (Some(pending), None) => {
+            Expr::new("SET pending_review_uuid = :pending").value(":pending", s(pending.to_string()))
+        }
+        (None, Some(closed)) => {
+            Expr::new("SET last_review_closed = :closed").value(":closed", s(closed.as_str()))
+        }
+        (Some(pending), Some(closed)) => {
+            Expr::new("SET pending_review_uuid = :pending, last_review_closed = :closed")
+                .value(":pending", s(pending.to_string()))
+                .value(":closed", s(closed.as_str()))
+        }
+    };
+    let mut condition = Expr::new("attribute_exists(PK)");
+    condition = condition.and(match read_pending {
+        Some(read) => {
+            Expr::new("pending_review_uuid = :read_pending").value(":read_pending", s(read.to_string()))
+        }
+        None => Expr::new("attribute_not_exists(pending_review_uuid)"),
+    });
+    condition = condition.and(match &read_closed {
+        Some(read) => Expr::new("last_review_closed = :read_closed").value(":read_closed", s(read.as_str())),
+        None => Expr::new("attribute_not_exists(last_review_closed)"),
+    });
+    let index = tx.update(&scope.partition(), "#META", update, Some(condition))?;
+    Ok(ImportedReviewActions {
+        reviews: indexes,
+        scope: Some(index),
+    })
+}
+
+/// The key of a review's item, for reading it with other items.
+pub fn item_key(uuid: &Id) -> (String, String) {
+    (review_key(uuid), "#META".to_owned())
+}
+
+/// Decodes a review read with other items.
+pub fn from_item(item: crate::store::Item) -> Result<Review> {
+    Ok(decode::<ReviewItem>(item)?.review)
 }
 
 /// Closes a pending review: the review and its scope's pointer change together.

@@ -10,7 +10,7 @@ use crate::auth::AuthUser;
 use crate::error::{Error, FieldErrors, Result};
 use crate::ids::Id;
 use crate::roles::ContentType;
-use crate::store::{Expr, Store, Transaction, TxError, n, s};
+use crate::store::{Counters, Expr, Store, Transaction, TxError, n, s};
 use crate::time::{self, Timestamp};
 use crate::validate;
 
@@ -162,6 +162,19 @@ struct CustomerItem {
     customer: Customer,
 }
 
+impl CustomerItem {
+    fn new(customer: &Customer) -> Self {
+        CustomerItem {
+            pk: partition(ContentType::Customer, &customer.uuid),
+            sk: "#META".into(),
+            all: "CUSTOMERS".into(),
+            all_sort: format!("{}#{}", customer.created, customer.uuid),
+            entity: "customer".into(),
+            customer: customer.clone(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct ProjectItem {
     #[serde(rename = "PK")]
@@ -179,6 +192,22 @@ struct ProjectItem {
     entity: String,
     #[serde(flatten)]
     project: Project,
+}
+
+impl ProjectItem {
+    fn new(project: &Project) -> Self {
+        let sort = format!("{}#{}", project.created, project.uuid);
+        ProjectItem {
+            pk: partition(ContentType::Project, &project.uuid),
+            sk: "#META".into(),
+            of_customer: format!("CUSTOMER#{}#PROJECTS", project.customer_uuid),
+            of_customer_sort: sort.clone(),
+            all: "PROJECTS".into(),
+            all_sort: sort,
+            entity: "project".into(),
+            project: project.clone(),
+        }
+    }
 }
 
 /// Editable fields of a customer or project body.
@@ -438,16 +467,11 @@ pub async fn create_customer(
         last_review_closed: None,
     };
     let pk = partition(ContentType::Customer, &customer.uuid);
-    let item = CustomerItem {
-        pk: pk.clone(),
-        sk: "#META".into(),
-        all: "CUSTOMERS".into(),
-        all_sort: format!("{}#{}", customer.created, customer.uuid),
-        entity: "customer".into(),
-        customer: customer.clone(),
-    };
     let mut tx = store.transaction();
-    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    tx.put(
+        &CustomerItem::new(&customer),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
     let message = format!("Organization {} has been created.", customer.name);
     audit::record(
         &mut tx,
@@ -604,18 +628,10 @@ pub fn add_project(
     now: &Timestamp,
 ) -> Result<usize> {
     let pk = partition(ContentType::Project, &project.uuid);
-    let sort = format!("{}#{}", project.created, project.uuid);
-    let item = ProjectItem {
-        pk: pk.clone(),
-        sk: "#META".into(),
-        of_customer: format!("CUSTOMER#{}#PROJECTS", customer.uuid),
-        of_customer_sort: sort.clone(),
-        all: "PROJECTS".into(),
-        all_sort: sort,
-        entity: "project".into(),
-        project: project.clone(),
-    };
-    tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    tx.put(
+        &ProjectItem::new(project),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
     // The customer item once per transaction: a grant on the new project that brings a user
     // into the customer counts here (`joining_users`).
     let customer_index = tx.update(
@@ -630,6 +646,56 @@ pub fn add_project(
     let details = json!({"name": project.name, "customer_uuid": customer.uuid});
     audit::record(tx, actor, &event("project_created", pk, message, details), now)?;
     Ok(customer_index)
+}
+
+/// Adds a customer moved over from Waldur to a transaction, as it was there (uuid, names,
+/// `created`), with its audit event; the put is conditioned on the customer not existing. Its
+/// counters start at 0 and are raised by the projects and grants imported after it.
+pub fn add_imported_customer(
+    tx: &mut Transaction<'_>,
+    customer: &Customer,
+    now: &Timestamp,
+) -> Result<usize> {
+    let index = tx.put(
+        &CustomerItem::new(customer),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    let pk = partition(ContentType::Customer, &customer.uuid);
+    let message = format!("Organization {} has been imported from Waldur.", customer.name);
+    audit::record(
+        tx,
+        None,
+        &event("customer_imported", pk, message, json!({"name": customer.name})),
+        now,
+    )?;
+    Ok(index)
+}
+
+/// Adds a project moved over from Waldur to a transaction, with its audit event; the put is
+/// conditioned on the project not existing. Its customer's `project_count` moves by
+/// `project_import_counts`, for the caller to write merged with the rest of the transaction.
+pub fn add_imported_project(tx: &mut Transaction<'_>, project: &Project, now: &Timestamp) -> Result<usize> {
+    let index = tx.put(
+        &ProjectItem::new(project),
+        Some(Expr::new("attribute_not_exists(PK)")),
+    )?;
+    let pk = partition(ContentType::Project, &project.uuid);
+    let message = format!("Project {} has been imported from Waldur.", project.name);
+    let details = json!({"name": project.name, "customer_uuid": project.customer_uuid});
+    audit::record(tx, None, &event("project_imported", pk, message, details), now)?;
+    Ok(index)
+}
+
+/// The counter an imported project moves: its customer's `project_count`.
+pub fn project_import_counts(project: &Project) -> Counters {
+    let mut counters = Counters::default();
+    counters.add(
+        &partition(ContentType::Customer, &project.customer_uuid),
+        "#META",
+        "project_count",
+        1,
+    );
+    counters
 }
 
 pub async fn update_project(

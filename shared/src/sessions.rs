@@ -117,7 +117,8 @@ pub async fn principal(
 
 /// Checks an e-mail and password and opens a session: returns the user and the session id.
 /// The same answer for an unknown address and a wrong password; after `MAX_FAILURES` within
-/// `FAILURE_WINDOW`, 429 before the password is even checked.
+/// `FAILURE_WINDOW`, 429 before the password is even checked. A password hash imported from
+/// Waldur is replaced by Argon2id in the session's transaction.
 pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) -> Result<(User, String)> {
     LOGIN_BRAKE.charge(store, email, now).await?;
     let user = users::find_by_email(store, email).await?;
@@ -126,6 +127,7 @@ pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) 
     let Some(user) = user.filter(|u| matches && u.is_active) else {
         return Err(Error::non_field(BAD_CREDENTIALS));
     };
+    let upgrade = users::PasswordUpgrade::due(&user, password)?;
     let id = format!("{}{}", user.uuid, auth::new_token()?);
     let expires = *now + TIMEOUT;
     let item = SessionItem {
@@ -139,6 +141,9 @@ pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) 
     };
     let mut tx = store.transaction();
     tx.put(&item, Some(Expr::new("attribute_not_exists(PK)")))?;
+    if let Some(upgrade) = &upgrade {
+        upgrade.add(&mut tx, &user.uuid)?;
+    }
     LOGIN_BRAKE.refund(&mut tx, email)?;
     let event = Event {
         event_type: "session_opened",

@@ -468,6 +468,68 @@ impl Expr {
     }
 }
 
+/// Counter changes of several objects written in one transaction, merged so that each counter
+/// item is updated once (a transaction may touch an item only once): per item one `ADD` of every
+/// attribute's total, conditioned on the item existing. Zero totals write nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters(std::collections::BTreeMap<(String, String), std::collections::BTreeMap<String, i64>>);
+
+impl Counters {
+    pub fn add(&mut self, pk: &str, sk: &str, attribute: &str, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        let item = self.0.entry((pk.to_owned(), sk.to_owned())).or_default();
+        *item.entry(attribute.to_owned()).or_default() += delta;
+    }
+
+    pub fn merge(&mut self, other: &Counters) {
+        for ((pk, sk), attributes) in &other.0 {
+            for (attribute, delta) in attributes {
+                self.add(pk, sk, attribute, *delta);
+            }
+        }
+    }
+
+    /// The items whose counters change.
+    pub fn keys(&self) -> impl Iterator<Item = &(String, String)> {
+        self.0
+            .iter()
+            .filter(|(_, attributes)| attributes.values().any(|delta| *delta != 0))
+            .map(|(key, _)| key)
+    }
+
+    /// How many updates `write` adds.
+    pub fn len(&self) -> usize {
+        self.keys().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the updates to `tx`; returns each one's index with its item's key.
+    pub fn write(&self, tx: &mut Transaction<'_>) -> Result<Vec<(usize, (String, String))>> {
+        let mut written = Vec::new();
+        for ((pk, sk), attributes) in &self.0 {
+            let changed: Vec<(&String, &i64)> = attributes.iter().filter(|(_, d)| **d != 0).collect();
+            if changed.is_empty() {
+                continue;
+            }
+            let actions: Vec<String> = (0..changed.len()).map(|i| format!("#c{i} :c{i}")).collect();
+            let mut update = Expr::new(format!("ADD {}", actions.join(", ")));
+            for (i, (attribute, delta)) in changed.into_iter().enumerate() {
+                update = update
+                    .name(&format!("#c{i}"), attribute)
+                    .value(&format!(":c{i}"), n(*delta));
+            }
+            let index = tx.update(pk, sk, update, Some(Expr::new("attribute_exists(PK)")))?;
+            written.push((index, (pk.clone(), sk.clone())));
+        }
+        Ok(written)
+    }
+}
+
 /// Why a transaction did not commit.
 #[derive(Debug)]
 pub enum TxError {
@@ -489,6 +551,9 @@ impl From<TxError> for Error {
         }
     }
 }
+
+/// The most actions DynamoDB takes in one `TransactWriteItems`.
+pub const MAX_ACTIONS: usize = 100;
 
 /// One `TransactWriteItems`: all actions commit, or none.
 pub struct Transaction<'a> {
@@ -557,6 +622,7 @@ impl Transaction<'_> {
         self.actions.is_empty()
     }
 
+    /// How many actions the transaction holds (DynamoDB takes at most 100).
     pub fn len(&self) -> usize {
         self.actions.len()
     }

@@ -84,7 +84,8 @@ impl User {
         }
     }
 
-    fn token_item(&self, hash: &str, sealed: Sealed, now: &Timestamp) -> TokenItem {
+    /// The token item of a key last used at `used` (issued then, or last seen in Waldur).
+    fn token_item(&self, hash: &str, sealed: Sealed, used: &str) -> TokenItem {
         let (pk, sk) = TokenItem::key(hash);
         TokenItem {
             pk,
@@ -96,8 +97,8 @@ impl User {
             is_staff: self.is_staff,
             is_support: self.is_support,
             is_active: self.is_active,
-            created: time::storage(now),
-            last_used: time::storage(now),
+            created: used.to_owned(),
+            last_used: used.to_owned(),
             token_lifetime: self.token_lifetime,
             key_id: sealed.key_id,
             sealed: sealed.ciphertext,
@@ -207,15 +208,21 @@ pub async fn find_by_pk(store: &Store, pk: i64) -> Result<Option<User>> {
 
 /// Next value of a named counter (`COUNTER` / `<name>`), for integer ids.
 pub async fn next_number(store: &Store, counter: &str) -> Result<i64> {
+    reserve_numbers(store, counter, 1).await
+}
+
+/// Reserves `count` consecutive values of a named counter in one request and returns the first
+/// (for integer ids of many new objects at once: a failed write only skips its number).
+pub async fn reserve_numbers(store: &Store, counter: &str, count: i64) -> Result<i64> {
     let output = store
         .client()
         .update_item()
         .table_name(store.table())
         .key("PK", s("COUNTER"))
         .key("SK", s(counter))
-        .update_expression("ADD #value :one")
+        .update_expression("ADD #value :count")
         .expression_attribute_names("#value", "value")
-        .expression_attribute_values(":one", crate::store::n(1))
+        .expression_attribute_values(":count", crate::store::n(count))
         .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
         .send()
         .await
@@ -225,7 +232,8 @@ pub async fn next_number(store: &Store, counter: &str) -> Result<i64> {
         .as_ref()
         .and_then(|a| a.get("value"))
         .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(|last| last - count + 1)
         .ok_or_else(|| Error::internal("counter returned no value"))
 }
 
@@ -300,6 +308,115 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
     }
 }
 
+/// An API token brought over from Waldur: its key, and when Waldur last saw it used (its
+/// `created`, which Waldur moves forward on every authenticated request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedToken {
+    pub key: auth::Secret,
+    pub last_used: String,
+}
+
+/// Where the actions of an imported user sit in its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportedUserActions {
+    pub user: usize,
+    pub username: usize,
+    pub email: Option<usize>,
+    pub token: Option<usize>,
+}
+
+/// Adds a user moved over from Waldur to a transaction, as it was there (uuid, flags, password
+/// hash, token): the user item, the username and email markers, the token (sealed, under its
+/// keyed hash, with Waldur's last use, so the lifetime rule goes on as there), and the audit
+/// event. Every put is conditioned on its item not existing yet.
+pub fn add_imported(
+    tx: &mut Transaction<'_>,
+    store: &Store,
+    user: &User,
+    token: Option<&ImportedToken>,
+    now: &Timestamp,
+) -> Result<ImportedUserActions> {
+    let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
+    let keys = store.token_keys();
+    let sealed_token = token
+        .map(|token| {
+            let key = token.key.expose();
+            let hash = keys.hash(key);
+            Ok::<_, Error>((user.token_item(&hash, keys.seal(key)?, &token.last_used), hash))
+        })
+        .transpose()?;
+    let user = User {
+        token_hash: sealed_token.as_ref().map(|(_, hash)| hash.clone()),
+        ..user.clone()
+    };
+    let user_index = tx.put(&UserItem::new(user.clone()), not_exists())?;
+    let (pk, sk) = username_key(&user.username);
+    let username = tx.put(
+        &UniqueMarker {
+            pk,
+            sk,
+            entity: "username".into(),
+            user_uuid: user.uuid,
+        },
+        not_exists(),
+    )?;
+    let email = if user.email.is_empty() {
+        None
+    } else {
+        let (pk, sk) = email_key(&user.email);
+        Some(tx.put(
+            &UniqueMarker {
+                pk,
+                sk,
+                entity: "email".into(),
+                user_uuid: user.uuid,
+            },
+            not_exists(),
+        )?)
+    };
+    let token = match &sealed_token {
+        Some((item, _)) => Some(tx.put(item, not_exists())?),
+        None => None,
+    };
+    let event = Event {
+        event_type: "user_imported",
+        subject: format!("USER#{}", user.uuid),
+        message: format!("User {} has been imported from Waldur.", user.username),
+        details: json!({
+            "username": user.username,
+            "is_staff": user.is_staff,
+            "is_active": user.is_active,
+            "password": user.password_hash.is_some(),
+            "token": token.is_some(),
+        }),
+    };
+    audit::record(tx, None, &event, now)?;
+    Ok(ImportedUserActions {
+        user: user_index,
+        username,
+        email,
+        token,
+    })
+}
+
+/// The key of the marker that keeps `username` unique, for reading it with other items.
+pub fn username_key(username: &str) -> (String, String) {
+    (format!("USERNAME#{username}"), "#META".to_owned())
+}
+
+/// The key of the marker that keeps an e-mail address unique (case-insensitively).
+pub fn email_key(email: &str) -> (String, String) {
+    (
+        format!("EMAIL#{}", email.trim().to_lowercase()),
+        "#META".to_owned(),
+    )
+}
+
+/// The user a username or e-mail marker (read with other items) belongs to.
+pub fn marker_owner(item: crate::store::Item) -> Result<Id> {
+    Ok(crate::store::decode::<UniqueMarker>(item)?.user_uuid)
+}
+
 /// Gives the user the staff flag, keeping the token's snapshot of the flags in step.
 pub async fn make_staff(
     store: &Store,
@@ -346,18 +463,20 @@ pub async fn issue_token(
     now: &Timestamp,
 ) -> Result<String> {
     let mut tx = store.transaction();
-    let token = add_token(&mut tx, store, actor, user, now)?;
+    let token = add_token(&mut tx, store, actor, user, None, now)?;
     commit_token_change(tx, token).await
 }
 
 /// Adds a new token for `user` to a transaction: the sealed token under its keyed hash, the
-/// user's pointer to it (conditioned on the token it replaces), the old item's removal, and the
-/// audit event. Returns the new key.
+/// user's pointer to it (conditioned on the token it replaces, and with the rehash of an
+/// imported password when the login brings one), the old item's removal, and the audit event.
+/// Returns the new key.
 fn add_token(
     tx: &mut Transaction<'_>,
     store: &Store,
     actor: Option<&AuthUser>,
     user: &User,
+    upgrade: Option<&PasswordUpgrade>,
     now: &Timestamp,
 ) -> Result<String> {
     let token = auth::new_token()?;
@@ -369,15 +488,15 @@ fn add_token(
         tx.delete(&old_pk, &old_sk, None)?;
     }
     tx.put(
-        &user.token_item(&hash, keys.seal(&token)?, now),
+        &user.token_item(&hash, keys.seal(&token)?, &time::storage(now)),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    tx.update(
-        &pk,
-        &sk,
-        Expr::new("SET token_hash = :new").value(":new", s(hash.as_str())),
-        Some(token_unchanged(user)),
-    )?;
+    let update = Expr::new("SET token_hash = :new").value(":new", s(hash.as_str()));
+    let (update, condition) = match upgrade {
+        Some(upgrade) => upgrade.join(update, token_unchanged(user)),
+        None => (update, token_unchanged(user)),
+    };
+    tx.update(&pk, &sk, update, Some(condition))?;
     let event = Event {
         event_type: "token_issued",
         subject: format!("USER#{}", user.uuid),
@@ -487,15 +606,125 @@ pub fn hash_password(password: &str) -> Result<String> {
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$5pJ0u0mXQSp0JrBKXrQXf1F1y3ZX0m9t3b2cPzYQ3nQ";
 
+/// Whether `password` is the one `hash` was made of: this product's Argon2id hashes, and the
+/// Django hashes of users imported from Waldur (`pbkdf2_sha256$…`, `argon2$…`) until their
+/// first login replaces them (`PasswordUpgrade`). No hash costs a check of the decoy.
 pub fn password_matches(hash: Option<&str>, password: &str) -> bool {
+    match hash {
+        Some(hash) if hash.starts_with(DJANGO_PBKDF2) => django_pbkdf2_matches(hash, password),
+        Some(hash) => argon2_matches(phc(hash), password),
+        None => {
+            argon2_matches(DECOY_HASH, password);
+            false
+        }
+    }
+}
+
+fn argon2_matches(phc: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    let Ok(parsed) = PasswordHash::new(hash.unwrap_or(DECOY_HASH)) else {
+    let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
     argon2::Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
         .is_ok()
-        && hash.is_some()
+}
+
+/// Django's PBKDF2-HMAC-SHA256 hashes, Waldur's default: `pbkdf2_sha256$<iterations>$<salt>$<hash>`,
+/// the hash being the 32-byte derived key in base64 (Django's `PBKDF2PasswordHasher`).
+const DJANGO_PBKDF2: &str = "pbkdf2_sha256$";
+/// Django's `Argon2PasswordHasher`: `argon2` followed by a PHC string (`argon2$argon2id$v=19$…`).
+const DJANGO_ARGON2: &str = "argon2$";
+
+/// The PHC string of an Argon2 hash, this product's or Django's.
+fn phc(hash: &str) -> &str {
+    if hash.starts_with(DJANGO_ARGON2) {
+        &hash["argon2".len()..]
+    } else {
+        hash
+    }
+}
+/// More iterations than any Django release uses: such a hash is refused rather than computed.
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+fn django_pbkdf2_matches(encoded: &str, password: &str) -> bool {
+    use base64::Engine;
+    use subtle::ConstantTimeEq;
+    let mut parts = encoded.splitn(4, '$');
+    let (Some(_), Some(iterations), Some(salt), Some(expected)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(iterations) = iterations
+        .parse::<u32>()
+        .ok()
+        .filter(|i| (1..=MAX_PBKDF2_ITERATIONS).contains(i))
+    else {
+        return false;
+    };
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(expected) else {
+        return false;
+    };
+    if expected.len() != 32 {
+        return false;
+    }
+    let mut derived = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut derived);
+    derived.ct_eq(expected.as_slice()).into()
+}
+
+/// Whether a stored hash can be checked at login: this product's, or a Django one it reads.
+pub fn is_checkable_hash(hash: &str) -> bool {
+    hash.starts_with(DJANGO_PBKDF2) || argon2::password_hash::PasswordHash::new(phc(hash)).is_ok()
+}
+
+/// The replacement of a password hash imported from Waldur by this product's Argon2id, made at
+/// the user's first successful login (the one moment the password is known), in the login's
+/// own transaction and conditioned on the hash it replaces.
+pub struct PasswordUpgrade {
+    old: String,
+    new: String,
+}
+
+impl PasswordUpgrade {
+    /// The upgrade due for `user`, who has just given `password`: none when the stored hash is
+    /// this product's own.
+    pub fn due(user: &User, password: &str) -> Result<Option<Self>> {
+        match user.password_hash.as_deref() {
+            Some(old) if !old.starts_with("$argon2id$") => Ok(Some(PasswordUpgrade {
+                old: old.to_owned(),
+                new: hash_password(password)?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Adds the replacement to `tx` as an update of the user item of its own.
+    pub fn add(&self, tx: &mut Transaction<'_>, user: &Id) -> Result<usize> {
+        let (pk, sk) = User::key(user);
+        tx.update(
+            &pk,
+            &sk,
+            Expr::new("SET password_hash = :upgraded").value(":upgraded", s(self.new.as_str())),
+            Some(self.unchanged()),
+        )
+    }
+
+    /// Joins the replacement to another update of the user item (a transaction touches an item
+    /// once), with the condition that the hash is still the one replaced.
+    fn join(&self, update: Expr, condition: Expr) -> (Expr, Expr) {
+        (
+            update
+                .and_set("password_hash = :upgraded")
+                .value(":upgraded", s(self.new.as_str())),
+            condition.and(self.unchanged()),
+        )
+    }
+
+    fn unchanged(&self) -> Expr {
+        Expr::new("password_hash = :imported").value(":imported", s(self.old.as_str()))
+    }
 }
 
 pub async fn set_password(
@@ -562,7 +791,8 @@ const LOCKOUT: Brake = Brake {
 /// Checks a username and password and answers the user's token: the current one while it is
 /// valid (so every client logged in as the user keeps working), else a new one. Every attempt
 /// counts against the lockout of (username, source) before the password is checked, and the
-/// same 401 answers an unknown user and a wrong password.
+/// same 401 answers an unknown user and a wrong password. A password hash imported from Waldur
+/// is replaced by Argon2id in the login's transaction (`PasswordUpgrade`).
 pub async fn login(
     store: &Store,
     username: &str,
@@ -579,10 +809,14 @@ pub async fn login(
         return Err(Error::NotAuthenticated(BAD_CREDENTIALS.into()));
     };
     let actor = user.principal();
+    let upgrade = PasswordUpgrade::due(&user, password)?;
     let mut tx = store.transaction();
     LOCKOUT.refund(&mut tx, &subject)?;
     let token = match current_token(store, &user, now).await? {
         Some((token, item)) => {
+            if let Some(upgrade) = &upgrade {
+                upgrade.add(&mut tx, &user.uuid)?;
+            }
             tx.update(
                 &item.pk,
                 &item.sk,
@@ -598,7 +832,7 @@ pub async fn login(
             audit::record(&mut tx, Some(&actor), &event, now)?;
             token
         }
-        None => add_token(&mut tx, store, Some(&actor), &user, now)?,
+        None => add_token(&mut tx, store, Some(&actor), &user, upgrade.as_ref(), now)?,
     };
     commit_token_change(tx, token).await
 }
@@ -1054,6 +1288,63 @@ mod tests {
             argon2::password_hash::PasswordHash::new(DECOY_HASH).is_ok(),
             "the decoy must cost a real verification"
         );
+    }
+
+    #[test]
+    fn django_hashes_of_imported_users_are_checked_as_django_does() {
+        // Django's PBKDF2PasswordHasher with 1,000 iterations (hashlib.pbkdf2_hmac).
+        let django = "pbkdf2_sha256$1000$saltsaltsalt$F7o7+5VTVzFAO998X6s3AHrDsJVdMiIlgndIMe19NvY=";
+        assert!(is_checkable_hash(django));
+        assert!(password_matches(Some(django), "correct horse"));
+        assert!(!password_matches(Some(django), "correct horsE"));
+        for broken in [
+            "pbkdf2_sha256$1000$saltsaltsalt$F7o7+5VTVzFAO998X6s3AHrDsJVdMiIlgndIMe19NvZ=",
+            "pbkdf2_sha256$0$saltsaltsalt$F7o7+5VTVzFAO998X6s3AHrDsJVdMiIlgndIMe19NvY=",
+            "pbkdf2_sha256$1000$saltsaltsalt",
+            "pbkdf2_sha256$many$saltsaltsalt$F7o7+5VTVzFAO998X6s3AHrDsJVdMiIlgndIMe19NvY=",
+        ] {
+            assert!(!password_matches(Some(broken), "correct horse"), "{broken}");
+        }
+        // Django's Argon2PasswordHasher: "argon2" before a PHC string.
+        let argon = format!("argon2{}", hash_password("correct horse").unwrap());
+        assert!(is_checkable_hash(&argon));
+        assert!(password_matches(Some(&argon), "correct horse"));
+        assert!(!is_checkable_hash("bcrypt_sha256$$2b$12$abc") && !is_checkable_hash("!unusable"));
+    }
+
+    #[test]
+    fn an_imported_hash_is_upgraded_at_the_first_login_only() {
+        let mut user = User {
+            uuid: Id::new(),
+            pk: 1,
+            username: "u".into(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            native_name: String::new(),
+            is_staff: false,
+            is_support: false,
+            is_active: true,
+            date_joined: String::new(),
+            token_hash: None,
+            password_hash: Some(
+                "pbkdf2_sha256$1000$saltsaltsalt$F7o7+5VTVzFAO998X6s3AHrDsJVdMiIlgndIMe19NvY=".into(),
+            ),
+            held: BTreeMap::new(),
+            customer_grants: BTreeMap::new(),
+            sessions_valid_after: None,
+            token_lifetime: None,
+            deleting: false,
+            email_change: None,
+        };
+        let upgrade = PasswordUpgrade::due(&user, "correct horse")
+            .unwrap()
+            .expect("due");
+        assert!(
+            upgrade.new.starts_with("$argon2id$") && password_matches(Some(&upgrade.new), "correct horse")
+        );
+        user.password_hash = Some(upgrade.new);
+        assert!(PasswordUpgrade::due(&user, "correct horse").unwrap().is_none());
     }
 
     #[test]

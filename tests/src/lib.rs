@@ -250,27 +250,56 @@ impl Answer {
 impl TestApi {
     pub async fn new() -> Self {
         let round_trips = RoundTrips::default();
-        Self::over(fresh_store(round_trips.clone()).await, round_trips).await
+        Self::over(fresh_store(round_trips.clone()).await, round_trips, true).await
     }
 
     /// The API over a fresh table reached through `endpoint` (e.g. a fault proxy in front of
     /// DynamoDB Local), with the deployed functions' timeouts and retries.
     pub async fn through(endpoint: &str) -> Self {
         let round_trips = RoundTrips::default();
+        Self::over(
+            Self::table_through(endpoint, &round_trips).await,
+            round_trips,
+            true,
+        )
+        .await
+    }
+
+    /// A fresh table with the staff user `admin` and no roles: the target of an import from
+    /// Waldur, which brings its own.
+    pub async fn without_roles() -> Self {
+        let round_trips = RoundTrips::default();
+        Self::over(fresh_store(round_trips.clone()).await, round_trips, false).await
+    }
+
+    /// As `without_roles`, reached through `endpoint` as `through` is.
+    pub async fn without_roles_through(endpoint: &str) -> Self {
+        let round_trips = RoundTrips::default();
+        Self::over(
+            Self::table_through(endpoint, &round_trips).await,
+            round_trips,
+            false,
+        )
+        .await
+    }
+
+    async fn table_through(endpoint: &str, round_trips: &RoundTrips) -> Store {
         let client = production_client_for(endpoint, round_trips.clone());
         let store = Store::new(client, format!("t{}", uuid::Uuid::new_v4().simple()));
         store.create_table().await.expect("create table");
-        Self::over(store, round_trips).await
+        store
     }
 
-    async fn over(store: Store, round_trips: RoundTrips) -> Self {
+    async fn over(store: Store, round_trips: RoundTrips, seed_roles: bool) -> Self {
         let token_keys = format!("test={}", shared::secrets::random_secret());
         let store =
             store.with_token_keys(shared::secrets::TokenKeys::parse(&token_keys).expect("a valid key ring"));
         let now = shared::time::now();
-        shared::roles::seed_system_roles(&store, &now)
-            .await
-            .expect("seed roles");
+        if seed_roles {
+            shared::roles::seed_system_roles(&store, &now)
+                .await
+                .expect("seed roles");
+        }
         let ctx = Context::new(store);
         let (admin, admin_token) = make_user(&ctx.store, "admin", true, false).await;
         TestApi {

@@ -175,6 +175,7 @@ async fn update_invitation(
         created_by_username: existing.created_by_username,
         created_by_full_name: existing.created_by_full_name,
         edited_by: Some(user.uuid),
+        expiry: existing.expiry,
         ..offered
     };
     invitations::update(&ctx.store, user, &invitation, &now).await?;
@@ -365,6 +366,7 @@ async fn offer(
         created_by_full_name: user.full_name.clone(),
         is_active: true,
         edited_by: None,
+        expiry: None,
     };
     Ok((invitation, scope, access))
 }

@@ -514,6 +514,38 @@ pub async fn seed_system_roles(store: &Store, now: &Timestamp) -> Result<usize> 
     Ok(created)
 }
 
+/// Where the puts of an imported role sit in its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportedRoleActions {
+    pub role: usize,
+    pub name: usize,
+}
+
+/// Adds a role moved over from Waldur to a transaction, as it was there (uuid, name,
+/// descriptions, permissions, active or not): the role, its name marker, and the audit event,
+/// both puts conditioned on their item not existing. Its `users_count` is raised by the grants
+/// imported after it.
+pub fn add_imported(tx: &mut Transaction<'_>, role: &Role, now: &Timestamp) -> Result<ImportedRoleActions> {
+    let role_index = tx.put(&role_item(role), Some(Expr::new("attribute_not_exists(PK)")))?;
+    let name = put_name_marker(tx, role)?;
+    let event = Event {
+        event_type: "role_imported",
+        subject: format!("ROLE#{}", role.uuid),
+        message: format!("Role {} has been imported from Waldur.", role.name),
+        details: json!({
+            "name": role.name,
+            "content_type": role.content_type.as_str(),
+            "permissions": role.permissions,
+            "is_active": role.is_active,
+        }),
+    };
+    audit::record(tx, None, &event, now)?;
+    Ok(ImportedRoleActions {
+        role: role_index,
+        name,
+    })
+}
+
 fn role_item(role: &Role) -> RoleItem {
     let (pk, sk) = role_key(&role.uuid);
     RoleItem {

@@ -1,10 +1,13 @@
 //! Administration of a deployment: create the table, seed the system roles, create users, make
-//! them staff and issue their API tokens. It uses the normal AWS configuration, so it works
-//! against DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`) and against a deployed table alike.
+//! them staff and issue their API tokens, and move a running Waldur over. It uses the normal AWS
+//! configuration, so it works against DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`) and against a
+//! deployed table alike.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::import::{self, Options, Progress};
 use shared::store::Store;
 use shared::users::{self, NewUser, User};
 use shared::{Result, roles, time};
@@ -25,13 +28,20 @@ usage: admin <command> [options]   (TABLE_NAME and the AWS environment select th
   create-user --username NAME [--email ADDRESS] [--first-name X] [--last-name Y] [--staff] [--support]
   make-staff NAME
   issue-token NAME          prints a new token for NAME (the old one stops working)
-  set-password NAME         reads the new password from the first line of standard input";
+  set-password NAME         reads the new password from the first line of standard input
+  import-waldur (--from-dump FILE | --from-api URL --token STAFF_TOKEN) [--dry-run] [--concurrency N]
+      Moves a running Waldur over: roles, customers, projects, users, grants (ended ones as
+      history), invitations, requests and reviews, under their own uuids; from a Django dumpdata
+      JSON also the password hashes and API tokens (sealed with TOKEN_KEYS, the functions' key).
+      Safe to run again and to resume: what is there and equal stays, what differs is reported as
+      a conflict and left alone. --dry-run only says what would be written. Exit status 2 when
+      something conflicted.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("admin: {message}");
             ExitCode::FAILURE
@@ -39,15 +49,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &[String]) -> Result<(), String> {
+async fn run(args: &[String]) -> Result<ExitCode, String> {
     let (command, rest) = args.split_first().ok_or(USAGE)?;
     let flags = Flags::parse(rest)?;
     if command == "new-token-key" {
         let id = flags.positional().unwrap_or("k1");
         println!("{id}={}", shared::secrets::random_secret());
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let store = Store::from_env().await.map_err(|e| e.to_string())?;
+    if command == "import-waldur" {
+        return import_waldur(&store, &flags).await.map_err(|e| e.to_string());
+    }
     let outcome = match command.as_str() {
         "bootstrap" => bootstrap(&store, &flags).await,
         "create-table" => store.create_table().await,
@@ -58,7 +71,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         "set-password" => set_password(&store, flags.positional()?).await,
         _ => return Err(USAGE.into()),
     };
-    outcome.map_err(|e| e.to_string())
+    outcome.map(|()| ExitCode::SUCCESS).map_err(|e| e.to_string())
 }
 
 struct Flags {
@@ -67,12 +80,13 @@ struct Flags {
 }
 
 impl Flags {
-    const SWITCHES: [&str; 5] = [
+    const SWITCHES: [&str; 6] = [
         "--create-table",
         "--seed-roles",
         "--staff",
         "--support",
         "--recount",
+        "--dry-run",
     ];
 
     fn parse(args: &[String]) -> Result<Self, String> {
@@ -239,6 +253,81 @@ async fn set_password(store: &Store, username: &str) -> Result<()> {
     users::set_password(store, None, &user, password, &time::now()).await?;
     eprintln!("password of {username} set");
     Ok(())
+}
+
+/// The progress bar of an import, on standard error.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn stage(&self, name: &str, total: u64) {
+        let template = if total == 0 {
+            "{msg:>24} {spinner} {pos} pages  {elapsed}"
+        } else {
+            "{msg:>24} [{bar:40}] {pos}/{len}  {elapsed}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            self.0.set_style(style.progress_chars("=> "));
+        }
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(name.to_owned());
+    }
+
+    fn advance(&self, steps: u64) {
+        self.0.inc(steps);
+    }
+}
+
+async fn import_waldur(store: &Store, flags: &Flags) -> Result<ExitCode> {
+    let options = Options {
+        dry_run: flags.has("--dry-run"),
+        concurrency: match flags.value("--concurrency") {
+            Some(n) => n
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| shared::Error::internal("--concurrency: a number above 0"))?,
+            None => Options::default().concurrency,
+        },
+    };
+    let now = time::now();
+    let bar = Bar(ProgressBar::new(0));
+    let snapshot = match (flags.value("--from-dump"), flags.value("--from-api")) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| shared::Error::internal(format!("reading {path}: {e}")))?;
+            import::dump::parse(&text, &now)?
+        }
+        (None, Some(url)) => {
+            let token = flags
+                .value("--token")
+                .ok_or_else(|| shared::Error::internal("--from-api needs --token STAFF_TOKEN"))?;
+            import::api::fetch(url, token, &bar, &now).await?
+        }
+        _ => return Err(shared::Error::internal(USAGE)),
+    };
+    let report = import::run(store, &snapshot, options, &bar, &now).await;
+    bar.0.finish_and_clear();
+    let report = report.map_err(|e| {
+        shared::Error::Unavailable(format!(
+            "{e}\nWhat was written is consistent; run the same import again to finish it."
+        ))
+    })?;
+    for change in &report.changes {
+        println!("{change}");
+    }
+    if !report.changes.is_empty() {
+        println!();
+    }
+    print!("{report}");
+    if report.dry_run {
+        println!("\ndry run: nothing was written");
+    }
+    Ok(if report.conflicts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn write_secret(path: &Path, token: &str) -> Result<()> {
