@@ -4,12 +4,16 @@
 //!   bench all --bin-dir DIR [--out FILE]   every benchmark; writes RESULTS.md (`make bench`)
 //!   bench scheduler [CUSTOMERS]            only the review scheduler (default 10,000 customers)
 //!   bench import                           only the import of a generated Waldur dump
+//!   bench waldur                           only the 14 requests beside Waldur's latency
+//!   bench lists                            only the lists as a member of many scopes
 //!
 //! `--bin-dir` holds the release builds of the function binaries, for the cold starts.
 
 mod client;
+mod lists;
 mod runtime_api;
 mod stats;
+mod waldur;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -78,8 +82,17 @@ async fn main() -> Result<(), Error> {
             }
             Ok(())
         }
+        Some("waldur") => {
+            println!("{}", waldur::section().await?);
+            Ok(())
+        }
+        Some("lists") => {
+            println!("{}", lists::section(&World::new().await?).await?);
+            Ok(())
+        }
         _ => Err(
-            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import".into(),
+            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench waldur | bench lists"
+                .into(),
         ),
     }
 }
@@ -97,6 +110,12 @@ async fn all(bin_dir: &Path) -> Result<String, Error> {
     eprintln!("bench: latency over the store");
     let world = World::new().await?;
     report.push_str(&latency_section(&world).await?);
+
+    eprintln!("bench: versus Waldur");
+    report.push_str(&waldur::section().await?);
+
+    eprintln!("bench: lists as a member of many scopes");
+    report.push_str(&lists::section(&world).await?);
 
     eprintln!("bench: cold starts");
     report.push_str(&cold_start_section(bin_dir, &world).await?);
@@ -515,6 +534,8 @@ fn bench_staff() -> AuthUser {
         is_support: false,
         token: None,
         impersonator: None,
+        own: None,
+        target: None,
     }
 }
 
@@ -873,7 +894,7 @@ fn generated_dump() -> String {
             "is_staff": false, "is_support": false, "is_active": true, "date_joined": created,
             "token_lifetime": 3600}}));
         rows.push(
-            json!({"model": "authtoken.token", "pk": shared::auth::new_token().expect("randomness"),
+            json!({"model": "authtoken.token", "pk": shared::auth::new_secret().expect("randomness"),
             "fields": {"user": pk, "created": created}}),
         );
     }

@@ -1,10 +1,14 @@
 //! Who is calling. `Authorization: Token <key>` is looked up by the keyed hash of the key (see
 //! `secrets`); the token item carries a snapshot of the user's flags and token lifetime, so
-//! authenticating costs one read. A token unused for longer than its lifetime has expired; use
+//! authenticating costs one read. The tokens this service issues begin with their user's uuid,
+//! so that read also brings the user item (one BatchGetItem), and with it the caller's grants:
+//! a member's request needs no second read to know what the caller holds. Keys that name nobody
+//! (Waldur's, imported) are found by their keyed hash alone. A token unused for longer than its lifetime has expired; use
 //! is recorded at most once a minute, by a conditional write that runs alongside the request
 //! (`store::alongside`), never before it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -14,7 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{Error, NOT_AUTHENTICATED, Result};
 use crate::ids::Id;
 use crate::secrets::Sealed;
-use crate::store::{self, Expr, Fetched, Store, TxError, s};
+use crate::store::{self, Expr, Fetched, Item, Store, TxError, s};
 use crate::time::{self, Timestamp};
 use crate::users::User;
 
@@ -48,7 +52,7 @@ pub struct Impersonator {
     pub username: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthUser {
     pub uuid: Id,
     pub username: String,
@@ -58,9 +62,40 @@ pub struct AuthUser {
     /// The token the request was authenticated with (none for sessions and impersonation).
     pub token: Option<Secret>,
     pub impersonator: Option<Impersonator>,
+    /// The caller's user item, when it was read with the credentials (a token naming its user,
+    /// a session, impersonation): `Access::load_with` then takes the caller's grants, and the item
+    /// itself where a route asks for it, from here instead of reading it again.
+    pub own: Option<Arc<User>>,
+    /// The item the request's path names, read with the token (`Credentials::target`).
+    pub target: Option<Arc<Prefetched>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An item read together with the credentials before anyone was authenticated: kept for the
+/// authenticated caller's route, which decides on it as on any read. It is taken once: a
+/// second read of the key (after the request's own change, say) goes to the table.
+#[derive(Debug)]
+pub struct Prefetched {
+    pub key: (String, String),
+    /// `Some(None)`: read, and nothing is stored at `key`; `None`: taken already.
+    item: std::sync::Mutex<Option<Option<Item>>>,
+}
+
+impl PartialEq for Prefetched {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl AuthUser {
+    /// What the credentials' read found at `key`, once: `None` when it did not read `key` (or
+    /// it was taken), else the item if there is one.
+    pub fn take_prefetched(&self, key: &(String, String)) -> Option<Option<Item>> {
+        let target = self.target.as_deref().filter(|target| target.key == *key)?;
+        target.item.lock().ok()?.take()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Principal {
     Anonymous,
     User(AuthUser),
@@ -148,11 +183,26 @@ impl TokenItem {
     }
 }
 
-/// A new API key: 40 hex digits (160 random bits), the shape of Waldur's keys.
-pub fn new_token() -> Result<String> {
+/// 40 hex digits (160 random bits), the shape of Waldur's API keys.
+pub fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 20];
     getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
     Ok(hex::encode(bytes))
+}
+
+/// A new API key for `user`: the user's uuid (32 hex digits), then 160 random bits. Still opaque
+/// to clients (the official client sends whatever key it was given); the prefix only tells the
+/// service which user item to read with the token item.
+pub fn new_token(user: &Id) -> Result<String> {
+    Ok(format!("{user}{}", new_secret()?))
+}
+
+/// The user a key of `new_token` names; `None` for keys of another shape (Waldur's).
+fn named_user(key: &str) -> Option<Id> {
+    let (user, secret) = (key.get(..32)?, key.get(32..)?);
+    (secret.len() == 40 && secret.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| Id::parse(user))
+        .flatten()
 }
 
 /// A plain SHA-256, for secrets that are never shown again (session ids): a dump of the table
@@ -166,6 +216,9 @@ pub fn token_hash(token: &str) -> String {
 pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     pub impersonate: Option<&'a str>,
+    /// The item the request's path names, read in the same request as the token, so that a
+    /// route reading its target waits for one round trip instead of two.
+    pub target: Option<&'a (String, String)>,
 }
 
 /// Reads the `Authorization` header the way DRF's TokenAuthentication does: another scheme (or
@@ -202,8 +255,18 @@ pub async fn authenticate(store: &Store, credentials: Credentials<'_>) -> Result
         .map(|hash| TokenItem::key(hash))
         .collect();
     let impersonated = credentials.impersonate.and_then(Id::parse);
+    let named = named_user(key);
     let mut keys = token_keys.clone();
     keys.extend(impersonated.as_ref().map(User::key));
+    keys.extend(
+        named
+            .filter(|user| Some(*user) != impersonated)
+            .as_ref()
+            .map(User::key),
+    );
+    if let Some(target) = credentials.target.filter(|target| !keys.contains(target)) {
+        keys.push(target.clone());
+    }
     let fetched = Fetched::new(match keys.as_slice() {
         [(pk, sk)] => store.get_item(pk, sk).await?.into_iter().collect(),
         _ => store.batch_get_items(&keys).await?,
@@ -225,6 +288,12 @@ pub async fn authenticate(store: &Store, credentials: Credentials<'_>) -> Result
         return Err(Error::NotAuthenticated("Token has expired.".into()));
     }
     record_use(store, &token, key, &now);
+    let target = credentials.target.map(|key| {
+        Arc::new(Prefetched {
+            item: std::sync::Mutex::new(Some(fetched.peek_item(&key.0, &key.1).cloned())),
+            key: key.clone(),
+        })
+    });
     if token.is_staff
         && let Some(uuid) = impersonated
     {
@@ -236,10 +305,19 @@ pub async fn authenticate(store: &Store, credentials: Credentials<'_>) -> Result
                     uuid: token.user_uuid,
                     username: token.username,
                 }),
+                target,
                 ..user.principal()
             }));
         }
     }
+    // The user item, when the key named the token's own user, comes with the principal.
+    let own = match named {
+        Some(user) if user == token.user_uuid => {
+            let (pk, sk) = User::key(&user);
+            fetched.peek::<User>(&pk, &sk)?.map(Arc::new)
+        }
+        _ => None,
+    };
     Ok(Principal::User(AuthUser {
         uuid: token.user_uuid,
         username: token.username,
@@ -248,6 +326,8 @@ pub async fn authenticate(store: &Store, credentials: Credentials<'_>) -> Result
         is_support: token.is_support,
         token: Some(Secret(key.to_owned())),
         impersonator: None,
+        own,
+        target,
     }))
 }
 
@@ -337,16 +417,24 @@ mod tests {
             is_support,
             token: Some(Secret("k".into())),
             impersonator: None,
+            own: None,
+            target: None,
         }
     }
 
     #[test]
     fn tokens_are_random_hex_and_secrets_stay_out_of_logs() {
-        let a = new_token().unwrap();
-        let b = new_token().unwrap();
-        assert_eq!(a.len(), 40);
+        let user = Id::new();
+        let a = new_token(&user).unwrap();
+        let b = new_token(&user).unwrap();
+        assert_eq!(a.len(), 72);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+        assert_eq!(named_user(&a), Some(user));
+        // Waldur's 40-hex keys, and keys of any other shape, name nobody.
+        assert_eq!(named_user(&new_secret().unwrap()), None);
+        assert_eq!(named_user(&a[..71]), None);
+        assert_eq!(named_user(&format!("{a}0")), None);
         assert_eq!(token_hash("abc").len(), 64);
         let debug = format!("{:?}", Secret(a.clone()));
         assert!(!debug.contains(&a));

@@ -126,7 +126,8 @@ pub struct Access {
 }
 
 impl Access {
-    /// Loads the user's grants: one GetItem of the user item (none for staff, who need none).
+    /// Loads the user's grants: none when they came with the credentials (or for staff, who need
+    /// none), else one GetItem of the user item.
     pub async fn load(store: &Store, cache: &RoleCache, user: &AuthUser, now: &Timestamp) -> Result<Self> {
         Ok(Self::load_with(store, cache, user, now, &[]).await?.0)
     }
@@ -141,9 +142,22 @@ impl Access {
         keys: &[(String, String)],
     ) -> Result<(Self, Fetched)> {
         let own_key = User::key(&user.uuid);
+        // The caller's item came with the credentials, or comes with the request's own items.
         let mut wanted = keys.to_vec();
-        if !user.is_staff {
-            wanted.push(own_key.clone());
+        match &user.own {
+            Some(_) => wanted.retain(|key| *key != own_key),
+            None if !user.is_staff && !wanted.contains(&own_key) => wanted.push(own_key.clone()),
+            None => {}
+        }
+        // So did the item the request's path names, when the route wants it (and it is not the
+        // caller's own item, taken above).
+        let target = user
+            .target
+            .as_deref()
+            .filter(|target| wanted.contains(&target.key))
+            .and_then(|target| Some((target.key.clone(), user.take_prefetched(&target.key)?)));
+        if let Some((key, _)) = &target {
+            wanted.retain(|wanted| wanted != key);
         }
         let read = async {
             match wanted.as_slice() {
@@ -152,17 +166,25 @@ impl Access {
                 _ => store.batch_get_items(&wanted).await,
             }
         };
-        let (items, roles) = tokio::try_join!(read, cache.get(store))?;
+        let (mut items, roles) = tokio::try_join!(read, cache.get(store))?;
+        items.extend(target.and_then(|(_, item)| item));
+        if let Some(own) = &user.own
+            && keys.contains(&own_key)
+        {
+            items.push(crate::users::as_item(own)?);
+        }
         let mut fetched = Fetched::new(items);
-        let grants = if user.is_staff {
-            Vec::new()
-        } else {
-            let own: Option<User> = if keys.contains(&own_key) {
-                fetched.peek(&own_key.0, &own_key.1)?
-            } else {
-                fetched.take(&own_key.0, &own_key.1)?
-            };
-            own.map(|u| grants::held_by(&u)).unwrap_or_default()
+        let grants = match &user.own {
+            _ if user.is_staff => Vec::new(),
+            Some(own) => grants::held_by(own),
+            None => {
+                let own: Option<User> = if keys.contains(&own_key) {
+                    fetched.peek(&own_key.0, &own_key.1)?
+                } else {
+                    fetched.take(&own_key.0, &own_key.1)?
+                };
+                own.map(|u| grants::held_by(&u)).unwrap_or_default()
+            }
         };
         let grants = grants.into_iter().filter(|g| g.is_active_at(now)).collect();
         Ok((
@@ -375,22 +397,31 @@ pub async fn visible_scopes(
 ) -> Result<(Vec<ScopeRef>, Directory)> {
     let mut visible = Vec::new();
     let mut directory = Directory::default();
-    for customer in access.connected_customers() {
+    let customers = access.connected_customers();
+    let projects = if projects {
+        crate::store::concurrently(
+            customers
+                .iter()
+                .map(|customer| scopes::projects_of(store, customer))
+                .collect(),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    for (index, customer) in customers.into_iter().enumerate() {
         visible.push(ScopeRef {
             content_type: ContentType::Customer,
             uuid: customer,
             customer_uuid: customer,
         });
-        if !projects {
-            continue;
-        }
-        for project in scopes::projects_of(store, &customer).await? {
+        for project in projects.get(index).into_iter().flatten() {
             visible.push(ScopeRef {
                 content_type: ContentType::Project,
                 uuid: project.uuid,
                 customer_uuid: customer,
             });
-            directory.insert(Scope::Project(project));
+            directory.insert(Scope::Project(project.clone()));
         }
     }
     visible.retain(|scope| access.can_see(scope));

@@ -97,6 +97,8 @@ pub struct ApiRequest {
     body: Vec<u8>,
     origin: String,
     source_ip: String,
+    /// The item the path names, read with the token (`Credentials::target`).
+    target: Option<(String, String)>,
 }
 
 impl ApiRequest {
@@ -133,9 +135,35 @@ impl ApiRequest {
                 Body::Binary(bytes) => bytes,
                 _ => Vec::new(),
             },
+            target: None,
             origin,
             source_ip,
         }
+        .with_target()
+    }
+
+    /// Names the item of `/api/<collection>/<uuid>/…` for the collections whose routes read
+    /// their target first (customers, projects, users, roles).
+    fn with_target(mut self) -> Self {
+        use crate::ids::Id;
+        use crate::roles::ContentType;
+        self.target = match self.segments().as_deref() {
+            Some(["api", collection, id, ..]) => Id::parse(id).and_then(|id| match *collection {
+                "customers" => Some((
+                    crate::scopes::partition(ContentType::Customer, &id),
+                    "#META".to_owned(),
+                )),
+                "projects" => Some((
+                    crate::scopes::partition(ContentType::Project, &id),
+                    "#META".to_owned(),
+                )),
+                "users" => Some(crate::users::User::key(&id)),
+                "roles" => Some(crate::roles::item_key(&id)),
+                _ => None,
+            }),
+            _ => None,
+        };
+        self
     }
 
     /// The caller's address as API Gateway saw it (empty when unknown).
@@ -161,11 +189,13 @@ impl ApiRequest {
         self.header("authorization")
     }
 
-    /// The credentials of the request: its token and whom a staff caller acts as.
+    /// The credentials of the request: its token, whom a staff caller acts as, and the item
+    /// its path names.
     pub fn credentials(&self) -> crate::auth::Credentials<'_> {
         crate::auth::Credentials {
             authorization: self.authorization(),
             impersonate: self.header("x-impersonated-user-uuid"),
+            target: self.target.as_ref(),
         }
     }
 

@@ -115,13 +115,19 @@ async fn grants_under(store: &Store, scope: &Scope, now: &Timestamp) -> Result<V
             partitions.push((ContentType::Project, project.uuid));
         }
     }
-    let mut members = Vec::new();
-    for (scope_type, uuid) in partitions {
-        if let Some((_, rows)) = grants::scope_with_members(store, scope_type, &uuid, None).await? {
-            members.extend(rows.into_iter().filter(|m| m.grant.is_active_at(now)));
-        }
-    }
-    Ok(members)
+    let reads = crate::store::concurrently(
+        partitions
+            .iter()
+            .map(|(scope_type, uuid)| grants::scope_with_members(store, *scope_type, uuid, None))
+            .collect(),
+    )
+    .await?;
+    Ok(reads
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, rows)| rows)
+        .filter(|m| m.grant.is_active_at(now))
+        .collect())
 }
 
 /// Revokes, from within a pending review, a grant it covers: the live grant (if it still

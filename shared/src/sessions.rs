@@ -128,7 +128,7 @@ pub async fn login(store: &Store, email: &str, password: &str, now: &Timestamp) 
         return Err(Error::non_field(BAD_CREDENTIALS));
     };
     let upgrade = users::PasswordUpgrade::due(&user, password)?;
-    let id = format!("{}{}", user.uuid, auth::new_token()?);
+    let id = format!("{}{}", user.uuid, auth::new_secret()?);
     let expires = *now + TIMEOUT;
     let item = SessionItem {
         pk: session_key(&id),

@@ -403,6 +403,22 @@ pub fn alongside(write: impl Future<Output = ()> + Send + 'static) {
     let _ = ALONGSIDE.try_with(|started| started.borrow_mut().push(handle));
 }
 
+/// How many independent reads of one request are in flight at once (one Query per scope of a
+/// member's listings): enough to hide DynamoDB's latency, few enough not to throttle a partition.
+pub const READ_CONCURRENCY: usize = 16;
+
+/// Runs independent reads `READ_CONCURRENCY` at a time, keeping their order: a list that needs
+/// one Query per scope waits for about `n / READ_CONCURRENCY` round trips, not `n`. The reads
+/// come gathered in a `Vec`, so that the caller's future holds no iterator (and no closure)
+/// across an await, which keeps handlers' futures `Send`.
+pub async fn concurrently<T, F>(reads: Vec<F>) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<T>>,
+{
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(reads).buffered(READ_CONCURRENCY).try_collect().await
+}
+
 /// A condition or update expression with its placeholders.
 #[derive(Debug, Clone, Default)]
 pub struct Expr {
@@ -756,6 +772,11 @@ impl Fetched {
     /// The item at `(pk, sk)`, decoded, if it was read and exists.
     pub fn take<T: DeserializeOwned>(&mut self, pk: &str, sk: &str) -> Result<Option<T>> {
         self.take_item(pk, sk).map(decode).transpose()
+    }
+
+    /// The item at `(pk, sk)`, undecoded and left in place, if it was read and exists.
+    pub fn peek_item(&self, pk: &str, sk: &str) -> Option<&Item> {
+        self.position(pk, sk).map(|index| &self.0[index])
     }
 
     /// The item at `(pk, sk)`, undecoded, if it was read and exists.

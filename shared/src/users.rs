@@ -81,6 +81,8 @@ impl User {
             is_support: self.is_support,
             token: None,
             impersonator: None,
+            own: Some(std::sync::Arc::new(self.clone())),
+            target: None,
         }
     }
 
@@ -123,6 +125,11 @@ struct UserItem {
     entity: String,
     #[serde(flatten)]
     user: User,
+}
+
+/// The stored form of `user`, as a read of its item returns it.
+pub fn as_item(user: &User) -> Result<crate::store::Item> {
+    crate::store::encode(&UserItem::new(user.clone()))
 }
 
 impl UserItem {
@@ -479,7 +486,7 @@ fn add_token(
     upgrade: Option<&PasswordUpgrade>,
     now: &Timestamp,
 ) -> Result<String> {
-    let token = auth::new_token()?;
+    let token = auth::new_token(&user.uuid)?;
     let keys = store.token_keys();
     let hash = keys.hash(&token);
     let (pk, sk) = User::key(&user.uuid);

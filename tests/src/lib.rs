@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{
     BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
 };
 use aws_sdk_dynamodb::error::BoxError;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use lambda_http::http::{HeaderMap, Method};
 use lambda_http::{Body, Request};
 use local_api::Router;
@@ -113,12 +116,27 @@ pub fn dynamodb_endpoint() -> &'static str {
     endpoint
 }
 
-/// Counts the requests a client sends to DynamoDB (retries included): round trips, and which
-/// operation each was.
+/// Counts the requests a client sends to DynamoDB (retries included): round trips, which
+/// operation each was, and when each was sent and answered (for the sequential depth).
 #[derive(Debug, Clone, Default)]
 pub struct RoundTrips {
     count: Arc<AtomicUsize>,
-    operations: Arc<Mutex<Vec<String>>>,
+    operations: Arc<Mutex<Vec<Sent>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Sent {
+    operation: String,
+    sent: Instant,
+    answered: Option<Instant>,
+}
+
+/// Which request of `RoundTrips` an SDK call's interceptor hooks belong to.
+#[derive(Debug, Clone)]
+struct SentIndex(usize);
+
+impl Storable for SentIndex {
+    type Storer = StoreReplace<Self>;
 }
 
 impl RoundTrips {
@@ -128,7 +146,26 @@ impl RoundTrips {
 
     /// The operations sent since the count was `mark` (e.g. `GetItem`, `TransactWriteItems`).
     pub fn operations_since(&self, mark: usize) -> Vec<String> {
-        self.operations.lock().unwrap()[mark..].to_vec()
+        self.operations.lock().unwrap()[mark..]
+            .iter()
+            .map(|sent| sent.operation.clone())
+            .collect()
+    }
+
+    /// The longest chain of requests since `mark` in which each was sent after the one before
+    /// it was answered: how many round trips the caller waited for one after another.
+    pub fn depth_since(&self, mark: usize) -> usize {
+        let sent = &self.operations.lock().unwrap()[mark..];
+        let mut depth = vec![0usize; sent.len()];
+        for i in 0..sent.len() {
+            let before = (0..i)
+                .filter(|&j| sent[j].answered.is_some_and(|answered| answered <= sent[i].sent))
+                .map(|j| depth[j])
+                .max()
+                .unwrap_or(0);
+            depth[i] = before + 1;
+        }
+        depth.into_iter().max().unwrap_or(0)
     }
 }
 
@@ -166,8 +203,27 @@ impl Intercept for RoundTrips {
         }
         // One lock for both, so that a mark taken from the count indexes the operations.
         let mut operations = self.operations.lock().unwrap();
-        operations.push(operation);
+        _config.interceptor_state().store_put(SentIndex(operations.len()));
+        operations.push(Sent {
+            operation,
+            sent: Instant::now(),
+            answered: None,
+        });
         self.count.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(SentIndex(index)) = config.load::<SentIndex>().cloned()
+            && let Some(sent) = self.operations.lock().unwrap().get_mut(index)
+        {
+            sent.answered = Some(Instant::now());
+        }
         Ok(())
     }
 }
@@ -478,17 +534,21 @@ impl TestApi {
         (answer, self.round_trips.count() - before)
     }
 
-    /// The answer and the DynamoDB operations it took, in order.
+    /// The answer, the DynamoDB operations it took, in order, and their sequential depth.
     pub async fn traced(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<Value>,
-    ) -> (Answer, Vec<String>) {
+    ) -> (Answer, Vec<String>, usize) {
         let mark = self.round_trips.count();
         let answer = self.call_with_headers(method, path, headers, body).await;
-        (answer, self.round_trips.operations_since(mark))
+        (
+            answer,
+            self.round_trips.operations_since(mark),
+            self.round_trips.depth_since(mark),
+        )
     }
 
     pub async fn send(&self, request: Request) -> Answer {

@@ -374,16 +374,20 @@ async fn deleting_a_user_ends_their_access_and_revokes_every_grant() {
 #[tokio::test]
 async fn a_dump_of_the_table_holds_no_usable_token() {
     let api = TestApi::new().await;
-    let (_, alice) = api_user(&api, "alice").await;
-    let (_, bob) = api_user(&api, "bob").await;
+    let (alice_user, alice) = api_user(&api, "alice").await;
+    let (bob_user, bob) = api_user(&api, "bob").await;
     let dump: Vec<String> = api.all_items().await.iter().map(Value::to_string).collect();
     for token in [&alice, &bob, &api.admin_token] {
+        // A key names its user in its first 32 digits; the 40 after them are the secret.
+        let secret = &token[32..];
+        assert_eq!(secret.len(), 40);
         assert!(
-            !dump.iter().any(|item| item.contains(token.as_str())),
-            "a token in clear"
+            !dump.iter().any(|item| item.contains(secret)),
+            "a token's secret in clear"
         );
     }
-    // Every 40-hex string of the dump, tried as a token: none authenticates.
+    // Every 40-hex string of the dump, tried as a token alone and after a user's uuid (the shape
+    // of this service's keys): none authenticates.
     let mut candidates: Vec<String> = Vec::new();
     for item in &dump {
         let bytes = item.as_bytes();
@@ -402,6 +406,12 @@ async fn a_dump_of_the_table_holds_no_usable_token() {
     assert!(!candidates.is_empty(), "the dump has hex strings to try");
     for candidate in candidates.iter().take(400) {
         assert_eq!(me(&api, candidate).await.status, 401, "{candidate} authenticates");
+    }
+    for user in [&alice_user, &bob_user] {
+        for candidate in candidates.iter().take(200) {
+            let named = format!("{}{candidate}", user.uuid);
+            assert_eq!(me(&api, &named).await.status, 401, "{named} authenticates");
+        }
     }
 }
 

@@ -380,15 +380,23 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
         invitations::all(&ctx.store).await?
     } else {
         let customer_roles = access.customers_with_customer_role();
+        let customers = access.connected_customers();
+        let per_customer = shared::store::concurrently(
+            customers
+                .iter()
+                .map(|customer| invitations::of_customer(&ctx.store, customer))
+                .collect(),
+        )
+        .await?;
         let mut found = Vec::new();
-        for customer in access.connected_customers() {
-            for invitation in invitations::of_customer(&ctx.store, &customer).await? {
+        for (customer, offers) in customers.iter().zip(per_customer) {
+            for invitation in offers {
                 let scope = scope_ref_of(
                     invitation.scope_type,
                     invitation.scope_uuid,
                     invitation.customer_uuid,
                 );
-                if customer_roles.contains(&customer) || access.manages(&scope) {
+                if customer_roles.contains(customer) || access.manages(&scope) {
                     found.push(invitation);
                 }
             }
@@ -618,9 +626,18 @@ async fn visible_requests(ctx: &Context, access: &Access) -> Result<Vec<Permissi
     if access.sees_everything() {
         return invitations::all_requests(&ctx.store).await;
     }
-    let mut found = invitations::requests_of_user(&ctx.store, &access.user.uuid).await?;
-    for customer in access.connected_customers() {
-        for request in invitations::requests_of_customer(&ctx.store, &customer).await? {
+    let customers = access.connected_customers();
+    let (mut found, per_customer) = tokio::try_join!(
+        invitations::requests_of_user(&ctx.store, &access.user.uuid),
+        shared::store::concurrently(
+            customers
+                .iter()
+                .map(|customer| invitations::requests_of_customer(&ctx.store, customer))
+                .collect(),
+        ),
+    )?;
+    for requests in per_customer {
+        for request in requests {
             let scope = scope_ref_of(request.scope_type, request.scope_uuid, request.customer_uuid);
             if access.manages(&scope) && request.created_by != access.user.uuid {
                 found.push(request);

@@ -124,19 +124,24 @@ async fn visible_members(
         let (scopes, read) =
             authz::visible_scopes(&ctx.store, access, listing.includes(ContentType::Project)).await?;
         names = read;
-        for scope in scopes {
-            if !listing.includes(scope.content_type) {
-                continue;
-            }
-            let read = if history {
-                grants::scope_with_history(&ctx.store, scope.content_type, &scope.uuid).await?
-            } else {
-                grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
-            };
-            if let Some((scope, rows)) = read {
-                names.insert(scope);
-                members.extend(rows);
-            }
+        let listed = scopes
+            .into_iter()
+            .filter(|scope| listing.includes(scope.content_type));
+        let reads = shared::store::concurrently(
+            listed
+                .map(|scope| async move {
+                    if history {
+                        grants::scope_with_history(&ctx.store, scope.content_type, &scope.uuid).await
+                    } else {
+                        grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await
+                    }
+                })
+                .collect(),
+        )
+        .await?;
+        for (scope, rows) in reads.into_iter().flatten() {
+            names.insert(scope);
+            members.extend(rows);
         }
         if history {
             // Who is not staff or support sees the rows of active users only (Waldur).

@@ -173,15 +173,20 @@ async fn list(
     let mut found = if access.sees_everything() {
         reviews::all(&ctx.store, kind).await?
     } else {
-        let mut found = Vec::new();
         let (scopes, read) = authz::visible_scopes(&ctx.store, &access, kind == ContentType::Project).await?;
         names = read;
-        for scope in scopes {
-            if scope.content_type == kind && access.can_see_reviews_of(&scope) {
-                found.extend(reviews::of_scope(&ctx.store, kind, &scope.uuid).await?);
-            }
-        }
-        found
+        let reviewed = scopes
+            .iter()
+            .filter(|scope| scope.content_type == kind && access.can_see_reviews_of(scope));
+        shared::store::concurrently(
+            reviewed
+                .map(|scope| reviews::of_scope(&ctx.store, kind, &scope.uuid))
+                .collect(),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect()
     };
     let params = &request.params;
     let closed = params.get("closed").and_then(time::parse_input);

@@ -95,7 +95,7 @@ async fn retrieve(
     principal: &Principal,
     uuid: &str,
 ) -> Result<Response<Body>> {
-    let role = roles::get(&ctx.store, uuid).await?;
+    let role = roles::get_for(&ctx.store, principal.user(), uuid).await?;
     let role = visible(ctx, principal, vec![role])
         .await?
         .pop()

@@ -195,10 +195,18 @@ async fn list_scopes(
     let mut projects = if access.sees_everything() {
         scopes::all_projects(&ctx.store).await?
     } else {
-        let mut projects = scopes::projects_by_id(&ctx.store, &access.direct_projects()).await?;
-        for customer in access.customers_with_customer_role() {
-            projects.extend(scopes::projects_of(&ctx.store, &customer).await?);
-        }
+        let customers = access.customers_with_customer_role();
+        let direct = access.direct_projects();
+        let (mut projects, of_customers) = tokio::try_join!(
+            scopes::projects_by_id(&ctx.store, &direct),
+            shared::store::concurrently(
+                customers
+                    .iter()
+                    .map(|customer| scopes::projects_of(&ctx.store, customer))
+                    .collect()
+            ),
+        )?;
+        projects.extend(of_customers.into_iter().flatten());
         projects.sort_by_key(|p| p.uuid);
         projects.dedup_by_key(|p| p.uuid);
         projects

@@ -159,12 +159,16 @@ async fn visible_users(ctx: &Context, access: &Access) -> Result<Vec<User>> {
         return users::all(&ctx.store).await;
     }
     let mut ids = vec![access.user.uuid];
-    for scope in authz::visible_scopes(&ctx.store, access, true).await?.0 {
-        if let Some((_, members)) =
-            grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None).await?
-        {
-            ids.extend(members.into_iter().map(|m| m.grant.user_uuid));
-        }
+    let scopes = authz::visible_scopes(&ctx.store, access, true).await?.0;
+    let members = shared::store::concurrently(
+        scopes
+            .iter()
+            .map(|scope| grants::scope_with_members(&ctx.store, scope.content_type, &scope.uuid, None))
+            .collect(),
+    )
+    .await?;
+    for (_, rows) in members.into_iter().flatten() {
+        ids.extend(rows.into_iter().map(|m| m.grant.user_uuid));
     }
     ids.sort();
     ids.dedup();

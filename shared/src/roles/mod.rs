@@ -98,6 +98,10 @@ pub fn legacy_name(name: &str) -> &str {
     }
 }
 
+pub fn item_key(uuid: &Id) -> (String, String) {
+    role_key(uuid)
+}
+
 fn role_key(uuid: &Id) -> (String, String) {
     (ROLES_PARTITION.to_owned(), format!("ROLE#{uuid}"))
 }
@@ -146,8 +150,22 @@ pub async fn find(store: &Store, uuid: &Id) -> Result<Option<Role>> {
 
 /// The role, or Waldur's 404 for an unknown or malformed uuid.
 pub async fn get(store: &Store, uuid: &str) -> Result<Role> {
+    get_for(store, None, uuid).await
+}
+
+/// As `get`, taking the role from what `caller`'s credentials read with the token, if they
+/// read it.
+pub async fn get_for(store: &Store, caller: Option<&AuthUser>, uuid: &str) -> Result<Role> {
     let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(MODEL))?;
-    find(store, &uuid).await?.ok_or_else(|| Error::not_found(MODEL))
+    let key = role_key(&uuid);
+    let found = match caller.and_then(|caller| caller.take_prefetched(&key)) {
+        Some(item) => item
+            .map(crate::store::decode::<RoleItem>)
+            .transpose()?
+            .map(|item| item.role),
+        None => find(store, &uuid).await?,
+    };
+    found.ok_or_else(|| Error::not_found(MODEL))
 }
 
 pub async fn create(store: &Store, actor: &AuthUser, input: RoleInput, now: &Timestamp) -> Result<Role> {
