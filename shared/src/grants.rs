@@ -29,6 +29,8 @@ pub const INACTIVE_ROLE: &str = "Role is not active.";
 pub const USER_CHANGED: &str = "The user's roles changed meanwhile. Retry.";
 /// How often a grant or revocation is made again after the user's grants changed under it.
 const USER_ATTEMPTS: usize = 4;
+/// The sort-key prefix of a scope's history rows (ended grants), after every member row.
+const PAST_PREFIX: &str = "PAST#";
 /// The user item's `held` map is full (DynamoDB's 400 KB item limit: some 2,000 grants).
 pub const TOO_MANY_ROLES: &str = "User holds too many roles to be granted another one.";
 
@@ -459,12 +461,21 @@ async fn read_scope(
     loop {
         let wanted =
             limit.map(|l| i32::try_from(l - members.len().min(l)).map_or(i32::MAX, |n| n.saturating_add(1)));
-        let output = store
+        // Without the history the Query stops before its rows (`PAST#…` sorts after every
+        // `MEMBER#…`), so a scope's ended grants never cost a page of its members anything.
+        let query = store
             .client()
             .query()
             .table_name(store.table())
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(pk.as_str()))
+            .expression_attribute_values(":pk", s(pk.as_str()));
+        let query = if history {
+            query.key_condition_expression("PK = :pk")
+        } else {
+            query
+                .key_condition_expression("PK = :pk AND SK < :past")
+                .expression_attribute_values(":past", s(PAST_PREFIX))
+        };
+        let output = query
             .consistent_read(true)
             .set_limit(wanted)
             .set_exclusive_start_key(start.take())
@@ -479,7 +490,7 @@ async fn read_scope(
                 .unwrap_or_default();
             if sk == "#META" {
                 scope = Some(scopes::scope_from_item(scope_type, item)?);
-            } else if sk.starts_with("MEMBER#") || (history && sk.starts_with("PAST#")) {
+            } else if sk.starts_with("MEMBER#") || (history && sk.starts_with(PAST_PREFIX)) {
                 members.push(decode::<MemberItem>(item)?.member);
             }
         }
@@ -935,7 +946,7 @@ fn imported_event(
 pub fn history_key(grant: &Grant) -> (String, String) {
     (
         scopes::partition(grant.scope_type, &grant.scope_uuid),
-        format!("PAST#{}#{}", grant.created, grant.uuid),
+        format!("{PAST_PREFIX}{}#{}", grant.created, grant.uuid),
     )
 }
 
@@ -1556,18 +1567,12 @@ pub async fn members_of_customer(
     Ok((own, of_projects))
 }
 
-/// Every member row of one scope type (staff and support listings), in creation order.
-pub async fn members_of_type(store: &Store, scope_type: ContentType) -> Result<Vec<Member>> {
+/// The rows of every scope of one type (staff and support listings), in creation order: its
+/// active grants, or with `ended` its history rows.
+pub async fn rows_of_type(store: &Store, scope_type: ContentType, ended: bool) -> Result<Vec<Member>> {
+    let partition = if ended { "PAST_GRANTS" } else { "GRANTS" };
     let items: Vec<MemberItem> = store
-        .query_index("GSI3", &format!("GRANTS#{}", scope_type.as_str()))
-        .await?;
-    Ok(items.into_iter().map(|item| item.member).collect())
-}
-
-/// The history rows of one scope type (staff and support listings), in creation order.
-pub async fn history_of_type(store: &Store, scope_type: ContentType) -> Result<Vec<Member>> {
-    let items: Vec<MemberItem> = store
-        .query_index("GSI3", &format!("PAST_GRANTS#{}", scope_type.as_str()))
+        .query_index("GSI3", &format!("{partition}#{}", scope_type.as_str()))
         .await?;
     Ok(items.into_iter().map(|item| item.member).collect())
 }

@@ -158,6 +158,54 @@ impl Store {
         all_pages(query).await
     }
 
+    /// How many items one partition of a secondary index holds: a Query that returns counts,
+    /// not items.
+    pub async fn count_index(&self, index: &str, pk: &str) -> Result<usize> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", format!("{index}PK"))
+                .expression_attribute_values(":pk", s(pk))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            count += usize::try_from(output.count).unwrap_or(0);
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok(count),
+            }
+        }
+    }
+
+    /// The first `count` items of an index partition, in index order: Queries that stop there.
+    pub async fn index_head<T: DeserializeOwned>(
+        &self,
+        index: &str,
+        pk: &str,
+        count: usize,
+    ) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        while items.len() < count {
+            let limit = i32::try_from(count - items.len()).unwrap_or(i32::MAX);
+            let (page, next) = self.index_page(index, pk, None, limit, start).await?;
+            items.extend(page);
+            match next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
     /// One page of an index partition, from `start`; the key to continue from, if any.
     pub async fn index_page<T: DeserializeOwned>(
         &self,

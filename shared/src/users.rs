@@ -849,6 +849,29 @@ pub async fn all(store: &Store) -> Result<Vec<User>> {
     Ok(items.into_iter().map(|item| item.user).collect())
 }
 
+/// Page `number` (of `size`) of all users by username: a Query that stops after the page (one
+/// more user tells whether there are more), so page 1 reads ten users however many there are.
+/// Also how many users there are, when the Query reached the end; else see `count`.
+pub async fn page_by_username(
+    store: &Store,
+    number: usize,
+    size: usize,
+) -> Result<(Vec<User>, Option<usize>)> {
+    let wanted = number.saturating_mul(size);
+    let head = store
+        .index_head::<UserItem>("GSI1", "USERS", wanted.saturating_add(1))
+        .await?;
+    let total = (head.len() <= wanted).then_some(head.len());
+    let skipped = (number - 1).saturating_mul(size);
+    let page = head.into_iter().skip(skipped).take(size).map(|item| item.user);
+    Ok((page.collect(), total))
+}
+
+/// How many users there are (a counting Query of the username index: no items are returned).
+pub async fn count(store: &Store) -> Result<usize> {
+    store.count_index("GSI1", "USERS").await
+}
+
 pub async fn by_ids(store: &Store, uuids: &[Id]) -> Result<Vec<User>> {
     let keys: Vec<(String, String)> = uuids.iter().map(User::key).collect();
     let items: Vec<UserItem> = store.batch_get(&keys).await?;

@@ -85,3 +85,57 @@ async fn a_page_of_members_costs_the_same_whatever_the_member_count() {
         "first page cost with 3 and 60 members: {costs:?}"
     );
 }
+
+/// A scope's ended grants (history rows in its partition, after the members) cost a page of
+/// its members nothing: one live member and 0 or 40 revoked grants read the same.
+#[tokio::test]
+async fn a_page_of_members_costs_the_same_whatever_the_history() {
+    let mut costs = Vec::new();
+    for revoked in [0, 40] {
+        let api = TestApi::new().await;
+        let admin = api.admin_token.clone();
+        let (customer, _) = api.customer_with_project("Org", "P").await;
+        let path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+        let (member, _) = api.user("member", false, false).await;
+        api.grant(&path, &member.uuid, "CUSTOMER.OWNER").await;
+        let (passer, _) = api.user("passer", false, false).await;
+        for _ in 0..revoked {
+            api.grant(&path, &passer.uuid, "CUSTOMER.SUPPORT").await;
+            let body = json!({"user": passer.uuid, "role": "CUSTOMER.SUPPORT"});
+            let answer = api
+                .call("POST", &format!("{path}delete_user/"), Some(&admin), Some(body))
+                .await;
+            assert_eq!(answer.status, 200, "{}", answer.text);
+        }
+        let (page, cost) = api
+            .counted("GET", &format!("{path}list_users/"), Some(&admin), None)
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_eq!(page.json.as_array().map(Vec::len), Some(1), "{}", page.text);
+        costs.push(cost);
+    }
+    assert_eq!(costs[0], costs[1], "first page cost with 0 and 40 ended grants");
+}
+
+/// Page 1 of `/api/users/` as staff reads the page and a count, not every user: the same
+/// requests with 12 and 60 users.
+#[tokio::test]
+async fn a_staff_page_of_users_costs_the_same_whatever_the_user_count() {
+    let mut costs = Vec::new();
+    for users in [12, 60] {
+        let api = TestApi::new().await;
+        for i in 0..users {
+            api.user(&format!("u{i:03}"), false, false).await;
+        }
+        let (page, cost) = api
+            .counted("GET", "/api/users/", Some(&api.admin_token), None)
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_eq!(
+            page.header("x-result-count"),
+            Some((users + 1).to_string().as_str())
+        );
+        costs.push(cost);
+    }
+    assert_eq!(costs[0], costs[1], "page 1 with 12 and 60 users");
+}

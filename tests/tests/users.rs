@@ -330,3 +330,56 @@ async fn refreshing_a_token() {
         401
     );
 }
+
+/// Staff pages of `/api/users/` are read on their own (by username), and agree with the whole
+/// list: counts, order, the last page and the page past it, with and without filters.
+#[tokio::test]
+async fn staff_pages_of_users_agree_with_the_whole_list() {
+    let api = TestApi::new().await;
+    for i in (0..24).rev() {
+        api.user(&format!("user{i:02}"), false, false).await;
+    }
+    let admin = Some(api.admin_token.as_str());
+    let all = api
+        .call("GET", "/api/users/?page_size=100&email=example", admin, None)
+        .await;
+    let names = |answer: &integration_tests::Answer| -> Vec<String> {
+        answer
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let everyone = names(&all);
+    assert_eq!(everyone.len(), 25, "24 users and admin");
+    let mut sorted = everyone.clone();
+    sorted.sort();
+    assert_eq!(everyone, sorted);
+    let mut paged = Vec::new();
+    for page in 1..=3 {
+        let answer = api
+            .call(
+                "GET",
+                &format!("/api/users/?page_size=10&page={page}"),
+                admin,
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert_eq!(answer.header("x-result-count"), Some("25"));
+        paged.extend(names(&answer));
+    }
+    assert_eq!(paged, everyone);
+    let past = api
+        .call("GET", "/api/users/?page_size=10&page=4", admin, None)
+        .await;
+    assert_eq!(
+        (past.status, &past.json),
+        (404, &json!({"detail": "Invalid page."}))
+    );
+    let whole = api.call("GET", "/api/users/?page_size=100", admin, None).await;
+    assert_eq!(whole.header("x-result-count"), Some("25"));
+    assert_eq!(names(&whole), everyone);
+}

@@ -112,14 +112,18 @@ async fn visible_members(
     let mut names = Directory::default();
     let history = listing == Listing::User;
     if access.sees_everything() {
+        // Each scope type's grants (and history) are an index partition of their own: read
+        // them all at once.
+        let mut reads = Vec::new();
         for scope_type in [ContentType::Customer, ContentType::Project] {
             if listing.includes(scope_type) {
-                members.extend(grants::members_of_type(&ctx.store, scope_type).await?);
+                reads.push(grants::rows_of_type(&ctx.store, scope_type, false));
                 if history {
-                    members.extend(grants::history_of_type(&ctx.store, scope_type).await?);
+                    reads.push(grants::rows_of_type(&ctx.store, scope_type, true));
                 }
             }
         }
+        members.extend(shared::store::concurrently(reads).await?.into_iter().flatten());
     } else {
         let (scopes, read) =
             authz::visible_scopes(&ctx.store, access, listing.includes(ContentType::Project)).await?;

@@ -14,7 +14,7 @@ use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::grants::{self, Grant};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
-use shared::page::{self, PageRequest};
+use shared::page::{self, PageRequest, PageSelector};
 use shared::roles::{self, ContentType};
 use shared::scopes::Directory;
 use shared::time::{self, Timestamp};
@@ -189,6 +189,35 @@ async fn list(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<
             .get(key)
             .is_none_or(|wanted| value.to_lowercase().contains(&wanted.to_lowercase()))
     };
+    let filtered = ["username", "full_name", "email", "is_active"]
+        .iter()
+        .any(|key| params.get(key).is_some());
+    if let (false, true, PageSelector::Number(number)) =
+        (filtered, access.sees_everything(), page_request.selector)
+    {
+        // Staff and support see everyone: the page is read on its own, by username, and the
+        // count (when the page did not reach the end) beside the names its rows show.
+        let (users, known_total) = users::page_by_username(&ctx.store, number, page_request.size).await?;
+        let count = async {
+            match known_total {
+                Some(total) => Ok(total),
+                None => users::count(&ctx.store).await,
+            }
+        };
+        let view = View::new(request, &access, access.roles());
+        let (total, names) = tokio::try_join!(count, view.names(ctx, &users, &now))?;
+        let pages = total.div_ceil(page_request.size).max(1);
+        if number > pages {
+            return Err(Error::NotFound("Invalid page.".into()));
+        }
+        let page = page::Page {
+            items: users,
+            number,
+            pages,
+            total,
+        };
+        return Ok(render_page(request, &view, page, &names, &now));
+    }
     let mut users: Vec<User> = visible_users(ctx, &access)
         .await?
         .into_iter()
@@ -204,20 +233,27 @@ async fn list(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<
     let page = page::paginate(users, &page_request)?;
     let view = View::new(request, &access, access.roles());
     let names = view.names(ctx, &page.items, &now).await?;
-    let items = page
-        .items
-        .iter()
-        .map(|user| view.render(user, &names, &now))
-        .collect();
-    Ok(http::page(
-        request,
-        page::Page {
-            items,
-            number: page.number,
-            pages: page.pages,
-            total: page.total,
-        },
-    ))
+    Ok(render_page(request, &view, page, &names, &now))
+}
+
+fn render_page(
+    request: &ApiRequest,
+    view: &View<'_>,
+    page: page::Page<User>,
+    names: &Lookups,
+    now: &Timestamp,
+) -> Response<Body> {
+    let page = page::Page {
+        items: page
+            .items
+            .iter()
+            .map(|user| view.render(user, names, now))
+            .collect(),
+        number: page.number,
+        pages: page.pages,
+        total: page.total,
+    };
+    http::page(request, page)
 }
 
 /// The caller's standing and the user `uuid`, read together; a user the caller cannot see is
