@@ -12,7 +12,7 @@ DEV_ENV := $(LOCAL_AWS) TABLE_NAME=$(DEV_TABLE) AWS_ENDPOINT_URL_DYNAMODB=http:/
 SAM := .tools/venv/bin/sam
 FUNCTION_PACKAGES := $(addsuffix -function,$(notdir $(wildcard functions/*)))
 
-.PHONY: help dev sam-prepare sam-local sam-invoke test setup lint lint-template test-rust test-client test-contract package run-scheduled bench stop clean
+.PHONY: help dev sam-prepare sam-local sam-invoke test setup lint lint-template test-rust test-client test-client-sam test-contract package run-scheduled bench stop clean
 
 help:
 	@echo "make dev    serve the API at http://$(DEV_ADDR) over DynamoDB Local (token in .dev/admin.token)"
@@ -56,7 +56,7 @@ sam-local: sam-prepare
 sam-invoke: sam-prepare
 	scripts/sam-local.sh invoke $(FUNCTION) $(EVENT) $(DEV_TABLE) $(DEV_DDB_PORT) "$$(cat .dev/token-keys)"
 
-test: setup lint test-rust lint-template test-client test-contract
+test: setup lint test-rust lint-template test-client test-client-sam test-contract
 
 lint:
 	cargo fmt --all -- --check
@@ -70,6 +70,11 @@ lint-template:
 
 test-client:
 	tests/client/run.sh
+
+# The same client suite once more, through sam local's API Gateway emulation and the functions'
+# own bootstraps in containers: what is deployed, rather than our in-process runner.
+test-client-sam:
+	API_RUNNER=sam tests/client/run.sh
 
 test-contract:
 	tests/contract/run.sh

@@ -116,13 +116,14 @@ env_vars() {
 }
 
 # Starts podman's Docker-compatible API on a socket of ours and points SAM at it; the service
-# is stopped when this script exits (Ctrl-C included).
+# is stopped when this script exits (Ctrl-C included). One socket per run, so that make sam-local
+# and the SAM client tests of make test can run side by side.
 podman_service() {
-    local socket=$PODMAN_DIR/podman.sock
+    socket=$PODMAN_DIR/podman-$$.sock
     rm -f "$socket"
-    podman system service --time=0 "unix://$socket" >"$PODMAN_DIR/service.log" 2>&1 &
+    podman system service --time=0 "unix://$socket" >"$PODMAN_DIR/service-$$.log" 2>&1 &
     podman_pid=$!
-    trap 'kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true' EXIT
+    trap 'kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true; rm -f "$socket"' EXIT
     for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
     export DOCKER_HOST=unix://$socket
 }
@@ -144,7 +145,7 @@ start-api)
         --skip-pull-image --docker-network host --warm-containers LAZY \
         --host 127.0.0.1 --port "$port" &
     sam_pid=$!
-    trap 'kill "$sam_pid" 2>/dev/null; wait "$sam_pid" 2>/dev/null; kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true' EXIT
+    trap 'kill "$sam_pid" 2>/dev/null; wait "$sam_pid" 2>/dev/null; kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true; rm -f "${DOCKER_HOST#unix://}"' EXIT
     trap 'exit 130' INT TERM
     wait "$sam_pid"
     ;;
