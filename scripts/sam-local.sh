@@ -54,12 +54,14 @@ CONF
 # SAM adds its Runtime Interface Emulator on top of the base (a Dockerfile with ADD and RUN mv,
 # chmod), so the base needs a shell with mv and chmod, the folders Lambda mounts into, and the
 # libraries the bootstraps link against: busybox-static and the host's own libc, libm, libgcc_s
-# and loader (the bootstraps are built on this host, so these match them exactly).
+# and loader (the bootstraps are built on this host, so these match them exactly), and the host's
+# CA bundle, without which the AWS SDK's TLS set-up panics at start even for plain-http endpoints.
 build_base_image() {
     echo "sam-local: building $BASE_IMAGE from busybox-static and the host's libc" >&2
     local root
     root=$(mktemp -d)
-    mkdir -p "$root"/{bin,tmp,var/task,var/runtime,opt,lib/x86_64-linux-gnu,lib64}
+    mkdir -p "$root"/{bin,tmp,var/task,var/runtime,opt,lib/x86_64-linux-gnu,lib64,etc/ssl/certs}
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
     cp /bin/busybox "$root/bin/busybox"
     for tool in sh mv chmod ls cat; do ln -s busybox "$root/bin/$tool"; done
     for lib in libc.so.6 libm.so.6 libgcc_s.so.1; do
@@ -106,12 +108,16 @@ PY
 }
 
 # env_vars TABLE DDB_PORT TOKEN_KEYS: the --env-vars file, the local values of what the template
-# gives every function (the table, DynamoDB Local on loopback, the token keys make dev uses).
+# gives every function (the table, DynamoDB Local, the token keys make dev uses). SAM 1.170 leaves
+# the containers on podman's default bridge even with --docker-network host (it only connects them
+# to networks other than host), so 127.0.0.1 in a container is the container's own: DynamoDB Local
+# (listening on all of this machine's interfaces) is reached at host.containers.internal, podman's
+# name for this machine's end of the bridge. The traffic never leaves the machine.
 env_vars() {
     local file=$LOCAL/env.json
     TABLE=$1 DDB_PORT=$2 KEYS=$3 python3 -c 'import json, os; print(json.dumps({"Parameters": {
         "TABLE_NAME": os.environ["TABLE"], "TOKEN_KEYS": os.environ["KEYS"],
-        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:" + os.environ["DDB_PORT"]}}))' >"$file"
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://host.containers.internal:" + os.environ["DDB_PORT"]}}))' >"$file"
     echo "$file"
 }
 
@@ -139,7 +145,8 @@ template) template ;;
 start-api)
     port=${2:?port} env_file=$(env_vars "${3:?table}" "${4:?DynamoDB port}" "${5:?token keys}")
     podman_service
-    # --docker-network host: the containers reach DynamoDB Local on 127.0.0.1 and nothing else.
+    # --docker-network host is what SAM is meant to be given here; it leaves the containers on the
+    # bridge (see env_vars), where they reach DynamoDB Local at host.containers.internal.
     # Not exec'd, so that the trap stops the podman service when sam stops.
     "$SAM" local start-api --template "$LOCAL/template.yaml" --env-vars "$env_file" \
         --skip-pull-image --docker-network host --warm-containers LAZY \
