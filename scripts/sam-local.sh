@@ -81,7 +81,8 @@ build_base_image() {
 template() {
     local binaries
     binaries=$(grep -h -A1 '^\[\[bin\]\]' functions/*/Cargo.toml | sed -n 's/^name = "\(.*\)"/\1/p')
-    rm -rf "$LOCAL" && mkdir -p "$LOCAL"
+    # Updated in place (ln -f, rewritten files), never removed: a running make sam-local serves it.
+    mkdir -p "$LOCAL"
     for binary in $binaries; do
         mkdir -p "$LOCAL/$binary"
         # A hard link (same file system as target/) instead of a 35 MB copy per function.
