@@ -5,15 +5,19 @@ SHELL := /bin/bash
 
 DEV_DDB_PORT := 8000
 DEV_ADDR := 127.0.0.1:3000
+DEV_TABLE := rbac-dev
+SAM_PORT := 3001
 LOCAL_AWS := AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-DEV_ENV := $(LOCAL_AWS) TABLE_NAME=rbac-dev AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT) TOKEN_KEYS_FILE=.dev/token-keys
+DEV_ENV := $(LOCAL_AWS) TABLE_NAME=$(DEV_TABLE) AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DEV_DDB_PORT) TOKEN_KEYS_FILE=.dev/token-keys
 SAM := .tools/venv/bin/sam
 FUNCTION_PACKAGES := $(addsuffix -function,$(notdir $(wildcard functions/*)))
 
-.PHONY: help dev test setup lint lint-template test-rust test-client test-contract package run-scheduled bench stop clean
+.PHONY: help dev sam-prepare sam-local sam-invoke test setup lint lint-template test-rust test-client test-client-sam test-contract package run-scheduled bench stop clean
 
 help:
 	@echo "make dev    serve the API at http://$(DEV_ADDR) over DynamoDB Local (token in .dev/admin.token)"
+	@echo "make sam-local   the same API at http://127.0.0.1:$(SAM_PORT), served by AWS's sam local (podman containers)"
+	@echo "make sam-invoke FUNCTION=RolesFunction EVENT=events/roles-list.json   one sam local invoke"
 	@echo "make test   everything CI runs: fmt, clippy, unit + integration tests, template lint, client tests,"
 	@echo "            contract fuzzing of docs/openapi.yaml"
 	@echo "make package   arm64 release zips of every function in target/lambda/ (sizes in bench/package-sizes.md)"
@@ -35,7 +39,24 @@ dev:
 	@echo "API token of the staff user admin is in .dev/admin.token; serving http://$(DEV_ADDR)" >&2
 	exec env $(DEV_ENV) target/debug/local-api --addr $(DEV_ADDR) --template template.yaml
 
-test: setup lint test-rust lint-template test-client test-contract
+# make dev's DynamoDB Local, table and token key, and the debug bootstraps SAM runs.
+sam-prepare:
+	scripts/setup.sh all
+	cargo build -p admin $(addprefix -p ,$(FUNCTION_PACKAGES))
+	@test -s .dev/token-keys || { mkdir -p .dev && (umask 077 && target/debug/admin new-token-key dev > .dev/token-keys); }
+	scripts/ddb.sh start $(DEV_DDB_PORT) .dev/ddb-data
+	env $(DEV_ENV) target/debug/admin bootstrap --create-table --seed-roles --recount --staff-user admin --token-file .dev/admin.token
+	scripts/sam-local.sh setup
+	scripts/sam-local.sh template
+
+sam-local: sam-prepare
+	@echo "API token of the staff user admin is in .dev/admin.token; serving http://127.0.0.1:$(SAM_PORT)" >&2
+	scripts/sam-local.sh start-api $(SAM_PORT) $(DEV_TABLE) $(DEV_DDB_PORT) "$$(cat .dev/token-keys)"
+
+sam-invoke: sam-prepare
+	scripts/sam-local.sh invoke $(FUNCTION) $(EVENT) $(DEV_TABLE) $(DEV_DDB_PORT) "$$(cat .dev/token-keys)"
+
+test: setup lint test-rust lint-template test-client test-client-sam test-contract
 
 lint:
 	cargo fmt --all -- --check
@@ -49,6 +70,11 @@ lint-template:
 
 test-client:
 	tests/client/run.sh
+
+# The same client suite once more, through sam local's API Gateway emulation and the functions'
+# own bootstraps in containers: what is deployed, rather than our in-process runner.
+test-client-sam:
+	API_RUNNER=sam tests/client/run.sh
 
 test-contract:
 	tests/contract/run.sh

@@ -3,11 +3,20 @@
 # system roles, a staff user `admin` and a plain user `alice`, and the API on a free port.
 # The command gets WALDUR_API_URL, WALDUR_API_TOKEN (admin), WALDUR_USER_TOKEN and
 # WALDUR_USER_UUID (alice) in its environment.
+# With API_RUNNER=sam the API is served by AWS's `sam local start-api` (scripts/sam-local.sh) over
+# the debug bootstraps of the functions, instead of the in-process runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh all
-cargo build -q -p admin -p local-api -p review-scheduler-function
+runner=${API_RUNNER:-local-api}
+if [ "$runner" = sam ]; then
+    cargo build -q -p admin $(for dir in functions/*; do echo "-p $(basename "$dir")-function"; done)
+    scripts/sam-local.sh setup
+    scripts/sam-local.sh template
+else
+    cargo build -q -p admin -p local-api -p review-scheduler-function
+fi
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)
@@ -15,7 +24,7 @@ ddb_port=$(free_port)
 api_port=$(free_port)
 api_pid=""
 cleanup() {
-    [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null || true
+    [ -n "$api_pid" ] && { kill "$api_pid" 2>/dev/null; wait "$api_pid" 2>/dev/null; } || true
     scripts/ddb.sh stop "$ddb_port"
     rm -f ".dev/ddb-$ddb_port.log"
     rm -rf "$work"
@@ -32,7 +41,11 @@ target/debug/admin bootstrap --create-table --seed-roles --staff-user admin --to
 user_uuid=$(target/debug/admin create-user --username alice --email alice@example.com --first-name Alice --last-name Tester)
 user_token=$(target/debug/admin issue-token alice)
 
-target/debug/local-api --addr "127.0.0.1:$api_port" --template template.yaml >"$work/api.log" 2>&1 &
+if [ "$runner" = sam ]; then
+    scripts/sam-local.sh start-api "$api_port" "$TABLE_NAME" "$ddb_port" "$TOKEN_KEYS" >"$work/api.log" 2>&1 &
+else
+    target/debug/local-api --addr "127.0.0.1:$api_port" --template template.yaml >"$work/api.log" 2>&1 &
+fi
 api_pid=$!
 for _ in $(seq 600); do
     if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$api_port/api/roles/")" = 200 ]; then break; fi
