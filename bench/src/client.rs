@@ -37,6 +37,11 @@ impl Connection {
 
     /// Sends the call and reads the whole answer; returns its status.
     pub async fn send(&mut self, call: &Call) -> Result<u16, Error> {
+        Ok(self.fetch(call).await?.0)
+    }
+
+    /// Sends the call; returns the answer's status and body.
+    pub async fn fetch(&mut self, call: &Call) -> Result<(u16, String), Error> {
         let mut request = hyper::Request::builder()
             .method(call.method)
             .uri(&call.path)
@@ -54,7 +59,7 @@ impl Connection {
         self.sender.ready().await?;
         let response = self.sender.send_request(request.body(body)?).await?;
         let status = response.status().as_u16();
-        response.into_body().collect().await?;
-        Ok(status)
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 }

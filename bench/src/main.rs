@@ -4,14 +4,15 @@
 //!   bench all --bin-dir DIR [--out FILE]   every benchmark; writes RESULTS.md (`make bench`)
 //!   bench scheduler [CUSTOMERS]            only the review scheduler (default 10,000 customers)
 //!   bench import                           only the import of a generated Waldur dump
+//!   bench cold-start --bin-dir DIR         only the cold starts, under AWS's RIE
 //!   bench waldur                           only the 14 requests beside Waldur's latency
 //!   bench lists                            only the lists as a member of many scopes
 //!
 //! `--bin-dir` holds the release builds of the function binaries, for the cold starts.
 
 mod client;
+mod cold_start;
 mod lists;
-mod runtime_api;
 mod stats;
 mod waldur;
 
@@ -82,6 +83,12 @@ async fn main() -> Result<(), Error> {
             }
             Ok(())
         }
+        Some("cold-start") => {
+            let bin_dir = option("--bin-dir").ok_or("bench cold-start needs --bin-dir")?;
+            let world = World::new().await?;
+            println!("{}", cold_start_section(Path::new(&bin_dir), &world).await?);
+            Ok(())
+        }
         Some("waldur") => {
             println!("{}", waldur::section().await?);
             Ok(())
@@ -91,7 +98,7 @@ async fn main() -> Result<(), Error> {
             Ok(())
         }
         _ => Err(
-            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench waldur | bench lists"
+            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench cold-start --bin-dir DIR | bench waldur | bench lists"
                 .into(),
         ),
     }
@@ -425,14 +432,14 @@ fn cold_start_events(world: &World) -> Result<Vec<(String, String)>, Error> {
             .to_owned();
         let event = match binary.as_str() {
             "review-scheduler" => json!({"task": "expiry"}).to_string(),
-            "roles" => runtime_api::http_event("/api/roles/", None),
-            "schema" => runtime_api::http_event("/api/schema/", None),
-            "scopes" => runtime_api::http_event("/api/customers/", Some(admin)),
-            "users" => runtime_api::http_event("/api/users/me/", Some(admin)),
-            "permissions" => runtime_api::http_event("/api/customer-permissions/", Some(admin)),
-            "invitations" => runtime_api::http_event("/api/user-group-invitations/", Some(admin)),
-            "reviews" => runtime_api::http_event("/api/customer-permissions-reviews/", Some(admin)),
-            "workspace-permissions" => runtime_api::http_event("/api/v1/workspaces/", Some(admin)),
+            "roles" => cold_start::http_event("/api/roles/", None),
+            "schema" => cold_start::http_event("/api/schema/", None),
+            "scopes" => cold_start::http_event("/api/customers/", Some(admin)),
+            "users" => cold_start::http_event("/api/users/me/", Some(admin)),
+            "permissions" => cold_start::http_event("/api/customer-permissions/", Some(admin)),
+            "invitations" => cold_start::http_event("/api/user-group-invitations/", Some(admin)),
+            "reviews" => cold_start::http_event("/api/customer-permissions-reviews/", Some(admin)),
+            "workspace-permissions" => cold_start::http_event("/api/v1/workspaces/", Some(admin)),
             other => return Err(format!("no cold-start event for the function {other}").into()),
         };
         events.push((binary, event));
@@ -458,20 +465,22 @@ async fn cold_start_section(bin_dir: &Path, world: &World) -> Result<String, Err
         "\n## 3. Cold start\n\n\
          Goal: p50 ≤ 25 ms from exec to the first answered invocation, and ≤ 20 MB peak RSS. Each\n\
          release binary (x86_64 here; the deployed ones are the same code for arm64) is started\n\
-         {COLD_STARTS} times under a local Lambda Runtime API in the benchmark (`bench/src/runtime_api.rs`)\n\
-         and given one real invocation against DynamoDB Local; peak RSS is the process's `VmHWM`\n\
-         once it has answered. At init each function loads its configuration, builds its DynamoDB\n\
+         {COLD_STARTS} times as the bootstrap of AWS's Runtime Interface Emulator (`aws-lambda-rie`, from\n\
+         the aws-sam-cli wheel, as `sam local` runs it; `bench/src/cold_start.rs`), which starts it at\n\
+         its first invocation: the time is from sending that invocation, one real request against\n\
+         DynamoDB Local, to its answer; peak RSS is the bootstrap's `VmHWM` once it has answered. At init each function loads its configuration, builds its DynamoDB\n\
          client and opens the connection with one GetItem (`Store::warm`); nothing else. On loopback\n\
          there is no TLS handshake or DNS, which a real cold start pays once.\n\n\
          | function | first invocation | p50 | max | peak RSS (max) | goal |\n\
          | --- | --- | ---: | ---: | ---: | --- |\n"
     );
+    let emulator = cold_start::emulator()?;
     for (binary, event) in cold_start_events(world)? {
         let path: PathBuf = bin_dir.join(&binary);
         let mut startups = Vec::with_capacity(COLD_STARTS);
         let mut peak_rss = 0;
         for _ in 0..COLD_STARTS {
-            let run = runtime_api::cold_start(&path, &event, &env).await?;
+            let run = cold_start::cold_start(&emulator, &path, &event, &env).await?;
             startups.push(run.startup);
             peak_rss = peak_rss.max(run.peak_rss_kib);
         }
