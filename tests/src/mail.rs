@@ -70,7 +70,8 @@ impl MailDev {
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| serde_json::from_str(body).ok())?
+        head.starts_with("HTTP/1.1 200")
+            .then(|| serde_json::from_str(body).ok())?
     }
 
     /// Every mail received, oldest first, as MailDev's JSON (`to`, `subject`, `text`, `html`, …).

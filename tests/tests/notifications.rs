@@ -168,13 +168,28 @@ async fn a_request_reaches_its_deciders_and_the_decision_its_requester() {
     );
     let german = mail_to(&mails, "olga@example.com");
     assert_eq!(german["subject"], "Neue Berechtigungsanfrage für Peer Project");
-    assert!(german["text"].as_str().unwrap().contains("hat eine Rolle in Peer Project beantragt"));
+    assert!(
+        german["text"]
+            .as_str()
+            .unwrap()
+            .contains("hat eine Rolle in Peer Project beantragt")
+    );
     let english = mail_to(&mails, "max@example.com");
     assert_eq!(english["subject"], "A new permission request for Peer Project");
     let link = format!("https://homeport.example/permission-requests/{request}/");
-    assert!(english["text"].as_str().unwrap().contains("rob Tester (rob) has requested a role"));
+    assert!(
+        english["text"]
+            .as_str()
+            .unwrap()
+            .contains("rob Tester (rob) has requested a role")
+    );
     assert!(english["text"].as_str().unwrap().contains(&link));
-    assert!(english["html"].as_str().unwrap().contains(&format!("<a href=\"{link}\">")));
+    assert!(
+        english["html"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<a href=\"{link}\">"))
+    );
     assert_eq!(english["from"][0]["address"], "noreply@example.com");
     let outbox = w.outbox().await;
     assert_eq!(outbox.len(), 1);
@@ -198,9 +213,22 @@ async fn a_request_reaches_its_deciders_and_the_decision_its_requester() {
     assert_eq!(mails.len(), 3, "one more mail, to the requester only");
     let decision = &mails[2];
     assert_eq!(mail::to(decision), ["rob@example.com"]);
-    assert_eq!(decision["subject"], "Your permission request for Peer Project has been rejected");
-    assert!(decision["text"].as_str().unwrap().contains("Comment: Not <this> year"));
-    assert!(decision["html"].as_str().unwrap().contains("Comment: Not &lt;this&gt; year"));
+    assert_eq!(
+        decision["subject"],
+        "Your permission request for Peer Project has been rejected"
+    );
+    assert!(
+        decision["text"]
+            .as_str()
+            .unwrap()
+            .contains("Comment: Not <this> year")
+    );
+    assert!(
+        decision["html"]
+            .as_str()
+            .unwrap()
+            .contains("Comment: Not &lt;this&gt; year")
+    );
 }
 
 #[tokio::test]
@@ -226,11 +254,20 @@ async fn reviews_and_reminders_reach_the_customers_owners() {
     let w = World::new().await;
     let now = shared::time::now();
     let schedule = Schedule::default();
-    let opened = scheduler::open_due_reviews(w.api.store(), &schedule, &now).await.unwrap();
+    let opened = scheduler::open_due_reviews(w.api.store(), &schedule, &now)
+        .await
+        .unwrap();
     assert_eq!(opened.reviews_opened, 2, "the customer's and the project's");
-    assert_eq!(w.deliver(&mailer, w.pending_records().await).await, BatchResponse::default());
+    assert_eq!(
+        w.deliver(&mailer, w.pending_records().await).await,
+        BatchResponse::default()
+    );
     let mails = maildev.emails();
-    assert_eq!(mails.len(), 2, "two reviews, one owner with an address: {mails:?}");
+    assert_eq!(
+        mails.len(),
+        2,
+        "two reviews, one owner with an address: {mails:?}"
+    );
     assert_eq!(addresses(&mails), BTreeSet::from(["olga@example.com".to_owned()]));
     let subjects: BTreeSet<&str> = mails.iter().map(|m| m["subject"].as_str().unwrap()).collect();
     assert_eq!(
@@ -262,13 +299,23 @@ async fn reviews_and_reminders_reach_the_customers_owners() {
     }
 
     let later = now + Duration::days(8);
-    let reminded = scheduler::send_reminders(w.api.store(), &schedule, &later).await.unwrap();
+    let reminded = scheduler::send_reminders(w.api.store(), &schedule, &later)
+        .await
+        .unwrap();
     assert_eq!(reminded.reminders_sent, 2);
-    assert_eq!(w.deliver(&mailer, w.pending_records().await).await, BatchResponse::default());
+    assert_eq!(
+        w.deliver(&mailer, w.pending_records().await).await,
+        BatchResponse::default()
+    );
     let mails = maildev.emails();
     assert_eq!(mails.len(), 4);
-    assert!(mails[2..].iter().all(|m| mail::to(m) == ["olga@example.com"]
-        && m["subject"].as_str().unwrap().starts_with("Erinnerung: die Berechtigungsprüfung von Peer ")));
+    assert!(mails[2..].iter().all(|m| {
+        mail::to(m) == ["olga@example.com"]
+            && m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("Erinnerung: die Berechtigungsprüfung von Peer ")
+    }));
 }
 
 #[tokio::test]
@@ -283,7 +330,10 @@ async fn an_smtp_outage_delays_but_loses_nothing() {
     }
     let records = w.pending_records().await;
     assert_eq!(records.len(), 3);
-    assert_eq!(w.deliver(&mailer, records[..1].to_vec()).await, BatchResponse::default());
+    assert_eq!(
+        w.deliver(&mailer, records[..1].to_vec()).await,
+        BatchResponse::default()
+    );
     let before = maildev.emails();
     assert_eq!(before.len(), 2);
 
@@ -291,8 +341,7 @@ async fn an_smtp_outage_delays_but_loses_nothing() {
     let failed = w.deliver(&mailer, records.clone()).await;
     assert_eq!(failed.batch_item_failures.len(), 1);
     assert_eq!(
-        failed.batch_item_failures[0].item_identifier,
-        records[1].dynamodb.sequence_number,
+        failed.batch_item_failures[0].item_identifier, records[1].dynamodb.sequence_number,
         "the first record is done; the mapping retries from the second"
     );
     let outbox = w.outbox().await;
@@ -306,22 +355,35 @@ async fn an_smtp_outage_delays_but_loses_nothing() {
     assert_eq!(outbox[1]["attempts"], 1);
 
     let maildev = MailDev::start_on(smtp_port, web_port);
-    assert_eq!(w.deliver(&mailer, records[1..].to_vec()).await, BatchResponse::default());
+    assert_eq!(
+        w.deliver(&mailer, records[1..].to_vec()).await,
+        BatchResponse::default()
+    );
     // A late duplicate of the whole batch changes nothing.
-    assert_eq!(w.deliver(&mailer, records.clone()).await, BatchResponse::default());
+    assert_eq!(
+        w.deliver(&mailer, records.clone()).await,
+        BatchResponse::default()
+    );
     let after = maildev.emails();
     assert_eq!(after.len(), 4, "{after:?}");
     let mut delivered = BTreeSet::new();
     for mail in before.iter().chain(&after) {
         let text = mail["text"].as_str().unwrap();
-        let request = requests.iter().find(|r| text.contains(r.as_str())).expect("a request's link");
+        let request = requests
+            .iter()
+            .find(|r| text.contains(r.as_str()))
+            .expect("a request's link");
         for to in mail::to(mail) {
             assert!(delivered.insert((to, request.clone())), "sent twice: {mail}");
         }
     }
     assert_eq!(delivered.len(), 6, "three requests, two deciders each");
     let outbox = w.outbox().await;
-    assert!(outbox.iter().all(|i| i["sent_at"].is_string() && i.get("last_error").is_none()));
+    assert!(
+        outbox
+            .iter()
+            .all(|i| i["sent_at"].is_string() && i.get("last_error").is_none())
+    );
 }
 
 #[tokio::test]
@@ -346,11 +408,21 @@ async fn a_grant_about_to_expire_is_announced_once_to_its_holder_and_managers() 
             .await;
         assert_eq!(added.status, 201, "{}", added.text);
     }
-    let warned = scheduler::warn_expiring_grants(w.api.store(), &now).await.unwrap();
-    assert_eq!(warned.expiry_warnings, 1, "only rob's grant expires within a week");
-    let again = scheduler::warn_expiring_grants(w.api.store(), &(now + Duration::hours(1))).await.unwrap();
+    let warned = scheduler::warn_expiring_grants(w.api.store(), &now)
+        .await
+        .unwrap();
+    assert_eq!(
+        warned.expiry_warnings, 1,
+        "only rob's grant expires within a week"
+    );
+    let again = scheduler::warn_expiring_grants(w.api.store(), &(now + Duration::hours(1)))
+        .await
+        .unwrap();
     assert_eq!(again.expiry_warnings, 0, "once");
-    assert_eq!(w.deliver(&mailer, w.pending_records().await).await, BatchResponse::default());
+    assert_eq!(
+        w.deliver(&mailer, w.pending_records().await).await,
+        BatchResponse::default()
+    );
     let mails = maildev.emails();
     assert_eq!(
         addresses(&mails),
@@ -371,7 +443,12 @@ async fn a_grant_about_to_expire_is_announced_once_to_its_holder_and_managers() 
         holder["subject"]
     );
     assert!(holder["text"].as_str().unwrap().contains("PROJECT.MEMBER"));
-    assert!(mail_to(&mails, "olga@example.com")["subject"].as_str().unwrap().contains("läuft am"));
+    assert!(
+        mail_to(&mails, "olga@example.com")["subject"]
+            .as_str()
+            .unwrap()
+            .contains("läuft am")
+    );
     let outbox = w.outbox().await;
     assert_eq!(outbox.last().unwrap()["skipped_count"], 1);
 }

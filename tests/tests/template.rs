@@ -100,7 +100,10 @@ fn functions_get_only_the_table_access_they_need() {
     let template = template();
     for (name, function) in functions(&template) {
         let actions = policy_actions(function);
-        for action in actions.iter().filter(|a| !(name == "NotifierFunction" && NOTIFIER_EXTRA.contains(&a.as_str()))) {
+        for action in actions
+            .iter()
+            .filter(|a| !(name == "NotifierFunction" && NOTIFIER_EXTRA.contains(&a.as_str())))
+        {
             assert!(
                 action.starts_with("dynamodb:") && !action.contains('*') && action != "dynamodb:Scan",
                 "{name} may {action}"
@@ -253,8 +256,12 @@ fn the_notifier_reads_outbox_inserts_from_the_stream() {
     let properties = &outbox["Properties"];
     assert_eq!(properties["FunctionResponseTypes"][0], "ReportBatchItemFailures");
     assert!(properties["MaximumRetryAttempts"].as_u64().unwrap() > 0);
-    let pattern: serde_json::Value =
-        serde_json::from_str(properties["FilterCriteria"]["Filters"][0]["Pattern"].as_str().unwrap()).unwrap();
+    let pattern: serde_json::Value = serde_json::from_str(
+        properties["FilterCriteria"]["Filters"][0]["Pattern"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         pattern,
         serde_json::json!({"eventName": ["INSERT"], "dynamodb": {"Keys": {"PK": {"S": [{"prefix": "OUTBOX#"}]}}}})
@@ -268,8 +275,14 @@ fn the_notifier_reads_outbox_inserts_from_the_stream() {
         .expect("the secret statement");
     assert_eq!(secret["Action"].as_sequence().unwrap().len(), 1);
     let resource = serde_yaml::to_string(&secret["Resource"]).unwrap();
-    assert!(resource.contains("SmtpSecretArn") && !resource.contains('*'), "{resource}");
+    assert!(
+        resource.contains("SmtpSecretArn") && !resource.contains('*'),
+        "{resource}"
+    );
     for variable in ["SMTP_HOST", "SMTP_PORT", "SENDER_ADDRESS", "SMTP_SECRET_ARN"] {
-        assert!(!notifier["Environment"]["Variables"][variable].is_null(), "{variable}");
+        assert!(
+            !notifier["Environment"]["Variables"][variable].is_null(),
+            "{variable}"
+        );
     }
 }

@@ -25,7 +25,9 @@ async fn credentials() -> Result<Option<(String, String)>, Error> {
         .secret_id(&arn)
         .send()
         .await?;
-    let text = secret.secret_string().ok_or("the SMTP secret has no string value")?;
+    let text = secret
+        .secret_string()
+        .ok_or("the SMTP secret has no string value")?;
     let value: Value = serde_json::from_str(text)?;
     let field = |name: &str| {
         value

@@ -117,8 +117,10 @@ async fn mark_sent_to(store: &Store, item: &OutboxItem, email: &str) -> Result<b
             .value(":empty", aws_sdk_dynamodb::types::AttributeValue::L(vec![]))
             .value(":one", aws_sdk_dynamodb::types::AttributeValue::L(vec![s(email)])),
         Some(
-            Expr::new("attribute_exists(PK) AND attribute_not_exists(sent_at) AND NOT contains(sent_to, :email)")
-                .value(":email", s(email)),
+            Expr::new(
+                "attribute_exists(PK) AND attribute_not_exists(sent_at) AND NOT contains(sent_to, :email)",
+            )
+            .value(":email", s(email)),
         ),
     )?;
     match tx.commit().await {
@@ -128,7 +130,13 @@ async fn mark_sent_to(store: &Store, item: &OutboxItem, email: &str) -> Result<b
     }
 }
 
-async fn mark_sent(store: &Store, item: &OutboxItem, recipients: usize, skipped: usize, now: &Timestamp) -> Result<()> {
+async fn mark_sent(
+    store: &Store,
+    item: &OutboxItem,
+    recipients: usize,
+    skipped: usize,
+    now: &Timestamp,
+) -> Result<()> {
     let mut tx = store.transaction();
     tx.update(
         &item.pk,
@@ -137,7 +145,9 @@ async fn mark_sent(store: &Store, item: &OutboxItem, recipients: usize, skipped:
             .value(":now", s(time::storage(now)))
             .value(":count", crate::store::n(recipients as i64))
             .value(":skipped", crate::store::n(skipped as i64)),
-        Some(Expr::new("attribute_exists(PK) AND attribute_not_exists(sent_at)")),
+        Some(Expr::new(
+            "attribute_exists(PK) AND attribute_not_exists(sent_at)",
+        )),
     )?;
     match tx.commit().await {
         Ok(()) | Err(TxError::ConditionFailed(0)) => Ok(()),
@@ -153,7 +163,9 @@ async fn record_error(store: &Store, item: &OutboxItem, err: &Error) -> Result<(
         Expr::new("SET last_error = :error ADD attempts :one")
             .value(":error", s(err.to_string()))
             .value(":one", crate::store::n(1)),
-        Some(Expr::new("attribute_exists(PK) AND attribute_not_exists(sent_at)")),
+        Some(Expr::new(
+            "attribute_exists(PK) AND attribute_not_exists(sent_at)",
+        )),
     )?;
     match tx.commit().await {
         Ok(()) | Err(TxError::ConditionFailed(0)) => Ok(()),
@@ -210,13 +222,25 @@ pub struct ItemFailure {
 }
 
 /// Delivers a batch in order and stops at the first failure (the records after it come again).
-pub async fn deliver_batch(store: &Store, mailer: &Mailer, links: &Links, event: &StreamEvent) -> BatchResponse {
+pub async fn deliver_batch(
+    store: &Store,
+    mailer: &Mailer,
+    links: &Links,
+    event: &StreamEvent,
+) -> BatchResponse {
     for record in &event.records {
         let Some((pk, sk)) = record.outbox_key() else {
             continue;
         };
         match deliver(store, mailer, links, pk, sk, &time::now()).await {
-            Ok(delivery) => tracing::info!(pk, sk, sent = delivery.sent.len(), skipped = delivery.skipped, already_sent = delivery.already_sent, "notification delivered"),
+            Ok(delivery) => tracing::info!(
+                pk,
+                sk,
+                sent = delivery.sent.len(),
+                skipped = delivery.skipped,
+                already_sent = delivery.already_sent,
+                "notification delivered"
+            ),
             Err(err) => {
                 tracing::warn!(pk, sk, %err, "notification not delivered; the record will be retried");
                 return BatchResponse {

@@ -60,7 +60,11 @@ async fn holders(
     let Some((found, members)) = grants::scope_with_members(store, scope_type, scope, None).await? else {
         return Ok((None, Vec::new()));
     };
-    let wanted: Vec<&Id> = role_names.iter().filter(|(_, n)| n == role).map(|(u, _)| u).collect();
+    let wanted: Vec<&Id> = role_names
+        .iter()
+        .filter(|(_, n)| n == role)
+        .map(|(u, _)| u)
+        .collect();
     let users = members
         .iter()
         .filter(|m: &&Member| m.is_active_at(now) && wanted.contains(&&m.grant.role_uuid))
@@ -140,7 +144,9 @@ pub async fn resolve(store: &Store, item: &OutboxItem, now: &Timestamp) -> Resul
         }];
         return Ok(Recipients { people, skipped: 0 });
     } else {
-        return Err(Error::internal(format!("outbox recipients not understood: {spec}")));
+        return Err(Error::internal(format!(
+            "outbox recipients not understood: {spec}"
+        )));
     }
     let mut seen_users = BTreeSet::new();
     uuids.retain(|u| seen_users.insert(*u));

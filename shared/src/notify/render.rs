@@ -12,7 +12,6 @@ use super::recipients::{Recipient, scope_of};
 use super::{Links, OutboxItem};
 use crate::error::{Error, Result};
 use crate::grants;
-use crate::scopes;
 use crate::time::Timestamp;
 
 macro_rules! templates {
@@ -80,7 +79,12 @@ pub fn render(kind: &str, language: &str, context: &Value, to: &Recipient) -> Re
 
 /// The values the templates of an item see: its payload, the scope's name, the link to the
 /// review and the number of grants to review.
-pub async fn context(store: &crate::store::Store, item: &OutboxItem, links: &Links, now: &Timestamp) -> Result<Value> {
+pub async fn context(
+    store: &crate::store::Store,
+    item: &OutboxItem,
+    links: &Links,
+    now: &Timestamp,
+) -> Result<Value> {
     let mut values = item.payload.clone();
     let scope = ["approvers_of", "owners_of", "holder_and_managers_of"]
         .iter()
@@ -89,15 +93,14 @@ pub async fn context(store: &crate::store::Store, item: &OutboxItem, links: &Lin
         .map(scope_of)
         .transpose()?;
     if let (Some((scope_type, scope_uuid)), Value::Object(map)) = (scope, &mut values) {
-        if let Some((found, members)) = grants::scope_with_members(store, scope_type, &scope_uuid, None).await? {
+        if let Some((found, members)) =
+            grants::scope_with_members(store, scope_type, &scope_uuid, None).await?
+        {
             map.insert("scope_name".into(), json!(found.name()));
             map.insert(
                 "grants_to_review".into(),
                 json!(members.iter().filter(|m| m.is_active_at(now)).count()),
             );
-            if let scopes::Scope::Project(project) = &found {
-                map.insert("customer_uuid".into(), json!(project.customer_uuid));
-            }
         }
     }
     if let Value::Object(map) = &mut values {
