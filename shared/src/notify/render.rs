@@ -92,16 +92,15 @@ pub async fn context(
         .or_else(|| item.payload.get("scope_type").map(|_| &item.payload))
         .map(scope_of)
         .transpose()?;
-    if let (Some((scope_type, scope_uuid)), Value::Object(map)) = (scope, &mut values) {
-        if let Some((found, members)) =
+    if let (Some((scope_type, scope_uuid)), Value::Object(map)) = (scope, &mut values)
+        && let Some((found, members)) =
             grants::scope_with_members(store, scope_type, &scope_uuid, None).await?
-        {
-            map.insert("scope_name".into(), json!(found.name()));
-            map.insert(
-                "grants_to_review".into(),
-                json!(members.iter().filter(|m| m.is_active_at(now)).count()),
-            );
-        }
+    {
+        map.insert("scope_name".into(), json!(found.name()));
+        map.insert(
+            "grants_to_review".into(),
+            json!(members.iter().filter(|m| m.is_active_at(now)).count()),
+        );
     }
     if let Value::Object(map) = &mut values {
         if let Some(review) = map.get("review_uuid").and_then(Value::as_str) {
