@@ -37,7 +37,7 @@ impl MailDev {
             .stdin(Stdio::piped())
             .spawn()
             .expect("start MailDev");
-        let mut maildev = MailDev {
+        let maildev = MailDev {
             smtp_port,
             web_port,
             child: Some(child),
