@@ -1201,6 +1201,7 @@ mod tests {
             first_name: String::new(),
             last_name: String::new(),
             native_name: String::new(),
+            preferred_language: String::new(),
             is_staff: false,
             is_support: false,
             is_active: true,
