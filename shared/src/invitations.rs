@@ -796,7 +796,13 @@ pub async fn submit(
         &mut tx,
         "permission_request_submitted",
         &json!({"approvers_of": {"scope_type": invitation.scope_type.as_str(), "scope_uuid": invitation.scope_uuid}}),
-        &json!({"request_uuid": request.uuid, "requester": requester.username}),
+        &json!({
+            "request_uuid": request.uuid,
+            "requester": requester.username,
+            "requester_full_name": requester.full_name,
+            "scope_type": invitation.scope_type.as_str(),
+            "scope_uuid": invitation.scope_uuid,
+        }),
         now,
     )?;
     let grant = match &approval {
@@ -1035,7 +1041,13 @@ fn record_decision(
         tx,
         "permission_request_decided",
         &json!({"user": request.created_by, "email": request.created_by_email}),
-        &json!({"request_uuid": request.uuid, "state": request.state.as_str()}),
+        &json!({
+            "request_uuid": request.uuid,
+            "state": request.state.as_str(),
+            "comment": request.review_comment,
+            "scope_type": request.scope_type.as_str(),
+            "scope_uuid": request.scope_uuid,
+        }),
         now,
     )?;
     Ok(())
@@ -1189,6 +1201,7 @@ mod tests {
             first_name: String::new(),
             last_name: String::new(),
             native_name: String::new(),
+            preferred_language: String::new(),
             is_staff: false,
             is_support: false,
             is_active: true,

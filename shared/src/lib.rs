@@ -13,6 +13,7 @@ pub mod ids;
 #[cfg(feature = "waldur-import")]
 pub mod import;
 pub mod invitations;
+pub mod notify;
 pub mod outbox;
 pub mod page;
 pub mod project_move;

@@ -306,6 +306,13 @@ pub async fn open(
         details: json!({"review_uuid": review.uuid}),
     };
     audit::record(&mut tx, None, &event, now)?;
+    outbox::add(
+        &mut tx,
+        "permission_review_created",
+        &json!({"owners_of": {"scope_type": scope.content_type().as_str(), "scope_uuid": scope.uuid()}}),
+        &json!({"review_uuid": review.uuid, "created": review.created}),
+        now,
+    )?;
     match tx.commit().await {
         Ok(()) => Ok(Some(review)),
         Err(TxError::ConditionFailed(1)) => Ok(None),

@@ -21,7 +21,11 @@ pub struct Report {
     pub reviews_opened: usize,
     pub reminders_sent: usize,
     pub grants_expired: usize,
+    pub expiry_warnings: usize,
 }
+
+/// How long before its expiration a grant's holder and managers are warned.
+pub const EXPIRY_WARNING_DAYS: i64 = 7;
 
 fn is_due(pending: bool, last_closed: Option<&str>, since: &str) -> bool {
     !pending && last_closed.is_none_or(|closed| closed < since)
@@ -114,6 +118,26 @@ pub async fn send_reminders(store: &Store, schedule: &Schedule, now: &Timestamp)
         let created = crate::time::parse_stored(&review.created).unwrap_or(*now);
         if created <= due && reviews::remind(store, &review, &due, now).await? {
             report.reminders_sent += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Warns, once, of every grant expiring within `EXPIRY_WARNING_DAYS`.
+pub async fn warn_expiring_grants(store: &Store, now: &Timestamp) -> Result<Report> {
+    let ahead = *now + chrono::Duration::days(EXPIRY_WARNING_DAYS);
+    let mut report = Report::default();
+    let mut start = None;
+    loop {
+        let (expiring, next) = grants::expired_page(store, &ahead, start).await?;
+        for grant in expiring {
+            if grants::warn_expiring(store, &grant, now).await? {
+                report.expiry_warnings += 1;
+            }
+        }
+        match next {
+            Some(key) => start = Some(key),
+            None => break,
         }
     }
     Ok(report)

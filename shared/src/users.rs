@@ -30,6 +30,9 @@ pub struct User {
     pub last_name: String,
     #[serde(default)]
     pub native_name: String,
+    /// The language the user reads notifications in (`de`, …); empty: English.
+    #[serde(default)]
+    pub preferred_language: String,
     pub is_staff: bool,
     pub is_support: bool,
     pub is_active: bool,
@@ -257,6 +260,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
         first_name: new.first_name,
         last_name: new.last_name,
         native_name: String::new(),
+        preferred_language: String::new(),
         is_staff: new.is_staff,
         is_support: new.is_support,
         is_active: true,
@@ -886,6 +890,7 @@ pub struct UserInput {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub native_name: Option<String>,
+    pub preferred_language: Option<String>,
     pub is_staff: Option<bool>,
     pub is_support: Option<bool>,
     pub is_active: Option<bool>,
@@ -911,6 +916,7 @@ impl UserInput {
             first_name: text("first_name", 150, false),
             last_name: text("last_name", 150, false),
             native_name: text("native_name", 160, false),
+            preferred_language: text("preferred_language", 10, false),
             password: text("password", 128, false),
             ..UserInput::default()
         };
@@ -1011,6 +1017,7 @@ pub async fn update_with(
     updated.first_name = pick(&input.first_name, &user.first_name);
     updated.last_name = pick(&input.last_name, &user.last_name);
     updated.native_name = pick(&input.native_name, &user.native_name);
+    updated.preferred_language = pick(&input.preferred_language, &user.preferred_language);
     updated.is_staff = input.is_staff.unwrap_or(user.is_staff);
     updated.is_support = input.is_support.unwrap_or(user.is_support);
     updated.is_active = input.is_active.unwrap_or(user.is_active);
@@ -1028,7 +1035,7 @@ pub async fn update_with(
     };
     let mut set = Expr::new(format!(
         "SET username = :username, GSI1SK = :username, email = :email, first_name = :first, \
-             last_name = :last, native_name = :native, is_staff = :staff, is_support = :support, \
+             last_name = :last, native_name = :native, preferred_language = :language, is_staff = :staff, is_support = :support, \
              is_active = :active, token_lifetime = :lifetime{set_password}"
     ))
     .value(":username", s(updated.username.as_str()))
@@ -1036,6 +1043,7 @@ pub async fn update_with(
     .value(":first", s(updated.first_name.as_str()))
     .value(":last", s(updated.last_name.as_str()))
     .value(":native", s(updated.native_name.as_str()))
+    .value(":language", s(updated.preferred_language.as_str()))
     .value(":staff", crate::store::b(updated.is_staff))
     .value(":support", crate::store::b(updated.is_support))
     .value(":active", crate::store::b(updated.is_active))
@@ -1352,6 +1360,7 @@ mod tests {
             first_name: String::new(),
             last_name: String::new(),
             native_name: String::new(),
+            preferred_language: String::new(),
             is_staff: false,
             is_support: false,
             is_active: true,

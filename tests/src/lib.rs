@@ -29,11 +29,12 @@ use shared::users::{self, NewUser, User};
 
 pub mod consistency;
 pub mod faults;
+pub mod mail;
 pub mod route_costs;
 
 static DYNAMODB: OnceLock<(String, Mutex<Child>)> = OnceLock::new();
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
@@ -56,7 +57,7 @@ fn find_jar_dir(root: &Path) -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

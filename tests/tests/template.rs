@@ -19,6 +19,9 @@ fn template() -> Value {
 
 const READ_ACTIONS: [&str; 3] = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"];
 
+/// Beyond the table, the notifier reads its SMTP secret and sends to its dead-letter queue.
+const NOTIFIER_EXTRA: [&str; 2] = ["secretsmanager:GetSecretValue", "sqs:SendMessage"];
+
 fn policy_actions(function: &Value) -> BTreeSet<String> {
     let Some(policies) = function["Properties"]["Policies"].as_sequence() else {
         return BTreeSet::new();
@@ -97,7 +100,10 @@ fn functions_get_only_the_table_access_they_need() {
     let template = template();
     for (name, function) in functions(&template) {
         let actions = policy_actions(function);
-        for action in &actions {
+        for action in actions
+            .iter()
+            .filter(|a| !(name == "NotifierFunction" && NOTIFIER_EXTRA.contains(&a.as_str())))
+        {
             assert!(
                 action.starts_with("dynamodb:") && !action.contains('*') && action != "dynamodb:Scan",
                 "{name} may {action}"
@@ -232,4 +238,51 @@ async fn the_document_is_served_at_api_schema() {
     let unknown = api.call("GET", "/api/schema/?format=xml", None, None).await;
     assert_eq!(unknown.status, 400);
     assert_eq!(unknown.json["format"][0], "Select a valid choice: json or yaml.");
+}
+
+/// The notifier hears only the outbox's INSERTs, reports partial batch failures, gives up into
+/// its dead-letter queue, and may read its SMTP secret and nothing else.
+#[test]
+fn the_notifier_reads_outbox_inserts_from_the_stream() {
+    let template = template();
+    let resources = &template["Resources"];
+    assert_eq!(
+        resources["Table"]["Properties"]["StreamSpecification"]["StreamViewType"],
+        "NEW_IMAGE"
+    );
+    let notifier = &resources["NotifierFunction"]["Properties"];
+    let outbox = &notifier["Events"]["Outbox"];
+    assert_eq!(outbox["Type"], "DynamoDB");
+    let properties = &outbox["Properties"];
+    assert_eq!(properties["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    assert!(properties["MaximumRetryAttempts"].as_u64().unwrap() > 0);
+    let pattern: serde_json::Value = serde_json::from_str(
+        properties["FilterCriteria"]["Filters"][0]["Pattern"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        pattern,
+        serde_json::json!({"eventName": ["INSERT"], "dynamodb": {"Keys": {"PK": {"S": [{"prefix": "OUTBOX#"}]}}}})
+    );
+    assert_eq!(properties["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert_eq!(resources["NotifierDeadLetterQueue"]["Type"], "AWS::SQS::Queue");
+    let statements = notifier["Policies"][0]["Statement"].as_sequence().unwrap();
+    let secret = statements
+        .iter()
+        .find(|s| s["Action"][0] == "secretsmanager:GetSecretValue")
+        .expect("the secret statement");
+    assert_eq!(secret["Action"].as_sequence().unwrap().len(), 1);
+    let resource = serde_yaml::to_string(&secret["Resource"]).unwrap();
+    assert!(
+        resource.contains("SmtpSecretArn") && !resource.contains('*'),
+        "{resource}"
+    );
+    for variable in ["SMTP_HOST", "SMTP_PORT", "SENDER_ADDRESS", "SMTP_SECRET_ARN"] {
+        assert!(
+            !notifier["Environment"]["Variables"][variable].is_null(),
+            "{variable}"
+        );
+    }
 }

@@ -54,7 +54,14 @@ async fn run(store: &Store, schedule: &Schedule, input: Input) -> Result<Value, 
                 ..opened
             }
         }
-        "expiry" => scheduler::sweep_expired_grants(store, &now).await?,
+        "expiry" => {
+            let swept = scheduler::sweep_expired_grants(store, &now).await?;
+            let warned = scheduler::warn_expiring_grants(store, &now).await?;
+            Report {
+                expiry_warnings: warned.expiry_warnings,
+                ..swept
+            }
+        }
         other => return Err(format!("unknown task {other:?}; use reviews or expiry").into()),
     };
     let summary = json!({
@@ -64,6 +71,7 @@ async fn run(store: &Store, schedule: &Schedule, input: Input) -> Result<Value, 
         "reviews_opened": report.reviews_opened,
         "reminders_sent": report.reminders_sent,
         "grants_expired": report.grants_expired,
+        "expiry_warnings": report.expiry_warnings,
     });
     lambda_runtime::tracing::info!(%summary, "scheduled run finished");
     Ok(summary)

@@ -387,6 +387,7 @@ pub fn parse(listings: &Listings, now: &Timestamp) -> Result<Snapshot> {
                 first_name: text(row, "first_name"),
                 last_name: text(row, "last_name"),
                 native_name: text(row, "native_name"),
+                preferred_language: text(row, "preferred_language"),
                 is_staff: flag(row, "is_staff"),
                 is_support: flag(row, "is_support"),
                 is_active: flag(row, "is_active"),

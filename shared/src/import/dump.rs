@@ -267,6 +267,7 @@ impl Dump {
                 first_name: text(f, "first_name"),
                 last_name: text(f, "last_name"),
                 native_name: text(f, "native_name"),
+                preferred_language: text(f, "preferred_language"),
                 is_staff: flag(f, "is_staff"),
                 is_support: flag(f, "is_support"),
                 is_active: flag(f, "is_active"),
