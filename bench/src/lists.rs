@@ -97,7 +97,7 @@ async fn member(world: &World, shape: Shape, n: usize) -> Result<String, Error> 
 
 pub async fn section(world: &World) -> Result<String, Error> {
     let mut text = String::from(
-        "\n## Lists as a member of many scopes\n\n\
+        "\n## 3b. Lists as a member of many scopes\n\n\
          Goal (issue 17): page 1 of every list as a member holding a role in 1, 100 and 1,000 customers\n\
          (each with a project), and as the owner of one customer with 1, 100 and 1,000 projects: p50\n\
          ratio 100 : 1 ≤ 1.5 and 1,000 : 1 ≤ 2, and DynamoDB requests per page that do not grow with N.\n\

@@ -168,7 +168,7 @@ pub async fn section() -> Result<String, Error> {
     let waldur = waldur_column()?;
     let fixture = fixture().await?;
     let mut text = format!(
-        "\n## Versus Waldur\n\n\
+        "\n## 3a. Versus Waldur\n\n\
          Goal: Waldur's p50 / ours ≥ 10 on the geometric mean and ≥ 5 on every request. Waldur's column is\n\
          `{SPEC}` (Waldur MasterMind under gunicorn over PostgreSQL on this machine kind). Ours: this\n\
          benchmark's release build of the local runner over an in-memory DynamoDB Local with {OBJECTS}\n\
