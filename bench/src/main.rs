@@ -231,13 +231,7 @@ impl World {
             .await;
             members.push(member);
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(local_api::serve(
-            listener,
-            Arc::new(api.ctx.clone()),
-            Arc::new(api.router.clone()),
-        ));
+        let addr = serve(&api).await?;
         Ok(World {
             api,
             addr,
@@ -310,6 +304,18 @@ impl World {
         let writes = operations.iter().filter(|o| is_write(o)).count();
         Ok((operations.len() - writes, writes))
     }
+}
+
+/// Serves `api` through the local runner on a free loopback port, in this process.
+async fn serve(api: &TestApi) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(local_api::serve(
+        listener,
+        Arc::new(api.ctx.clone()),
+        Arc::new(api.router.clone()),
+    ));
+    Ok(addr)
 }
 
 /// The same number of DynamoDB calls as a request makes, sent straight to DynamoDB Local: what

@@ -3,7 +3,6 @@
 //! the ratio to the Waldur column read from that file.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::TestApi;
@@ -87,13 +86,7 @@ async fn fixture() -> Result<Fixture, Error> {
     }
     let (customer_path, project_path) = first.ok_or("no customers")?;
     let (spare, _) = api.user("spare", false, false).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(local_api::serve(
-        listener,
-        Arc::new(api.ctx.clone()),
-        Arc::new(api.router.clone()),
-    ));
+    let addr = crate::serve(&api).await?;
     Ok(Fixture {
         api,
         addr,
