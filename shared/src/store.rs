@@ -145,17 +145,20 @@ impl Store {
         all_page_items(query).await
     }
 
-    /// Every item of one partition of a secondary index, in index order (eventually consistent).
-    pub async fn query_index<T: DeserializeOwned>(&self, index: &str, pk: &str) -> Result<Vec<T>> {
-        let query = self
-            .client
+    /// A Query of one whole partition of a secondary index.
+    fn index_query(&self, index: &str, pk: &str) -> QueryFluentBuilder {
+        self.client
             .query()
             .table_name(self.table())
             .index_name(index)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", format!("{index}PK"))
-            .expression_attribute_values(":pk", s(pk));
-        all_pages(query).await
+            .expression_attribute_values(":pk", s(pk))
+    }
+
+    /// Every item of one partition of a secondary index, in index order (eventually consistent).
+    pub async fn query_index<T: DeserializeOwned>(&self, index: &str, pk: &str) -> Result<Vec<T>> {
+        all_pages(self.index_query(index, pk)).await
     }
 
     /// How many items one partition of a secondary index holds: a Query that returns counts,
@@ -165,13 +168,7 @@ impl Store {
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(index)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", format!("{index}PK"))
-                .expression_attribute_values(":pk", s(pk))
+                .index_query(index, pk)
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
