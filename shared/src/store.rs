@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
-    ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -335,7 +335,8 @@ impl Store {
         }
     }
 
-    /// Creates the table with its indexes if it does not exist yet.
+    /// Creates the table with its indexes and its stream (the notifier's event source, as in
+    /// template.yaml) if it does not exist yet; a table made before it had a stream gets one.
     pub async fn create_table(&self) -> Result<()> {
         let attribute = |name: &str| {
             AttributeDefinition::builder()
@@ -359,7 +360,8 @@ impl Store {
             .attribute_definitions(attribute("PK")?)
             .attribute_definitions(attribute("SK")?)
             .key_schema(key_element("PK", KeyType::Hash)?)
-            .key_schema(key_element("SK", KeyType::Range)?);
+            .key_schema(key_element("SK", KeyType::Range)?)
+            .stream_specification(stream_specification()?);
         for index in GSI_NAMES {
             let (pk, sk) = (format!("{index}PK"), format!("{index}SK"));
             request = request
@@ -377,10 +379,59 @@ impl Store {
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(err) if err.code() == Some("ResourceInUseException") => Ok(()),
+            Err(err) if err.code() == Some("ResourceInUseException") => self.ensure_stream().await,
             Err(err) => Err(sdk_error(err)),
         }
     }
+
+    async fn ensure_stream(&self) -> Result<()> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(self.table())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let stream = described.table().and_then(|table| table.stream_specification());
+        if stream.is_some_and(|s| s.stream_enabled() && s.stream_view_type() == Some(&STREAM_VIEW)) {
+            return Ok(());
+        }
+        if stream.is_some_and(|s| s.stream_enabled()) {
+            // A stream's view cannot change: the old one is switched off first.
+            self.client
+                .update_table()
+                .table_name(self.table())
+                .stream_specification(
+                    StreamSpecification::builder()
+                        .stream_enabled(false)
+                        .build()
+                        .map_err(Error::internal)?,
+                )
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        self.client
+            .update_table()
+            .table_name(self.table())
+            .stream_specification(stream_specification()?)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+/// The table's stream carries the keys of each change (`StreamViewType: KEYS_ONLY` in
+/// template.yaml): the notifier, its one reader, reads the outbox item itself.
+const STREAM_VIEW: StreamViewType = StreamViewType::KeysOnly;
+
+fn stream_specification() -> Result<StreamSpecification> {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(STREAM_VIEW)
+        .build()
+        .map_err(Error::internal)
 }
 
 /// Runs a Query to its last page.

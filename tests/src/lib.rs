@@ -34,7 +34,7 @@ pub mod route_costs;
 
 static DYNAMODB: OnceLock<(String, Mutex<Child>)> = OnceLock::new();
 
-pub(crate) fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")

@@ -1,15 +1,18 @@
 //! Notifications reach people: the outbox items written by requests, decisions and the
-//! scheduler are delivered by the notifier's batch handler (`shared::notify::deliver_batch`, fed
-//! the stream records of the outbox items as the event source mapping would) to a real MailDev,
-//! over SMTP, against DynamoDB Local.
+//! scheduler are delivered by the notifier's handler (`notifier_function::handle`, fed the
+//! stream records of the outbox items as the event source mapping would, or by the local
+//! runner's reader of the table's real stream) to a real MailDev, over SMTP, against DynamoDB
+//! Local.
 
 use std::collections::BTreeSet;
 
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::DynamoDbEventResponse as BatchResponse;
 use chrono::Duration;
 use integration_tests::TestApi;
 use integration_tests::mail::{self, MailDev};
 use serde_json::{Value, json};
-use shared::notify::{self, BatchResponse, Links, Mailer, SmtpConfig, StreamData, StreamEvent, StreamRecord};
+use shared::notify::{Links, Mailer, SmtpConfig};
 use shared::scheduler;
 use shared::users::{self, NewUser};
 
@@ -126,7 +129,7 @@ impl World {
 
     /// The INSERT records of the outbox items not yet delivered, in order, as the stream
     /// gives them (the sequence number is the item's SK, which orders them too).
-    async fn pending_records(&self) -> Vec<StreamRecord> {
+    async fn pending_records(&self) -> Vec<EventRecord> {
         self.outbox()
             .await
             .iter()
@@ -135,19 +138,27 @@ impl World {
             .collect()
     }
 
-    async fn deliver(&self, mailer: &Mailer, records: Vec<StreamRecord>) -> BatchResponse {
-        notify::deliver_batch(self.api.store(), mailer, &links(), &StreamEvent { records }).await
+    async fn deliver(&self, mailer: &Mailer, records: Vec<EventRecord>) -> BatchResponse {
+        let mut event = Event::default();
+        event.records = records;
+        notifier_function::handle(self.api.store(), mailer, &links(), &event).await
     }
 }
 
-fn record(item: &Value) -> StreamRecord {
-    StreamRecord {
-        event_name: "INSERT".into(),
-        dynamodb: StreamData {
-            keys: json!({"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}}),
-            sequence_number: item["SK"].as_str().unwrap().to_owned(),
+/// The record as Lambda would send it (the sequence number is the item's SK, in order too).
+fn record(item: &Value) -> EventRecord {
+    serde_json::from_value(json!({
+        "awsRegion": "us-east-1",
+        "eventID": item["SK"],
+        "eventName": "INSERT",
+        "dynamodb": {
+            "Keys": {"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}},
+            "SequenceNumber": item["SK"],
+            "SizeBytes": 100,
+            "StreamViewType": "KEYS_ONLY",
         },
-    }
+    }))
+    .expect("a DynamoDB stream record")
 }
 
 fn addresses(mails: &[Value]) -> BTreeSet<String> {
@@ -278,7 +289,7 @@ async fn an_smtp_outage_delays_but_loses_nothing() {
     let failed = w.deliver(&mailer, records.clone()).await;
     assert_eq!(failed.batch_item_failures.len(), 1);
     assert_eq!(
-        failed.batch_item_failures[0].item_identifier, records[1].dynamodb.sequence_number,
+        failed.batch_item_failures[0].item_identifier, records[1].change.sequence_number,
         "the first record is done; the mapping retries from the second"
     );
     let outbox = w.outbox().await;
@@ -388,4 +399,171 @@ async fn a_grant_about_to_expire_is_announced_once_to_its_holder_and_managers() 
     );
     let outbox = w.outbox().await;
     assert_eq!(outbox.last().unwrap()["skipped_count"], 1);
+}
+
+/// What `make dev` runs: the local runner's reader of the table's real stream (DynamoDB Local's
+/// Streams API) feeds the notifier, with the template's filter and batch size, so a request
+/// submitted through the API reaches its deciders' inboxes, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_runner_delivers_what_the_table_stream_carries() {
+    use local_api::streams::{self, StreamSource};
+    use std::sync::Arc;
+    use std::time::{Duration as Wait, Instant};
+
+    let maildev = MailDev::start();
+    let mailer = Arc::new(mailer(&maildev));
+    let w = World::new().await;
+    let template =
+        std::fs::read_to_string(integration_tests::workspace_root().join("template.yaml")).unwrap();
+    let source = StreamSource::from_template(&template).unwrap().remove(0);
+    let streams_client = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                "dummy", "dummy", None, None, "tests",
+            ))
+            .endpoint_url(integration_tests::dynamodb_endpoint())
+            .build(),
+    );
+    let store = w.api.store().clone();
+    let (dynamodb, table) = (store.client().clone(), store.table().to_owned());
+    let handler_mailer = mailer.clone();
+    let reader = tokio::spawn(streams::run(
+        source,
+        dynamodb,
+        streams_client,
+        table,
+        move |event| {
+            let (store, mailer) = (store.clone(), handler_mailer.clone());
+            async move { notifier_function::handle(&store, &mailer, &links(), &event).await }
+        },
+    ));
+
+    let submitted = Instant::now();
+    let request = w.request("rob").await;
+    let deadline = submitted + Wait::from_secs(30);
+    let mails = loop {
+        let mails = maildev.emails();
+        if mails.len() >= 2 || Instant::now() > deadline || reader.is_finished() {
+            break mails;
+        }
+        tokio::time::sleep(Wait::from_millis(50)).await;
+    };
+    eprintln!(
+        "request submitted to both mails received: {:?}",
+        submitted.elapsed()
+    );
+    assert!(
+        !reader.is_finished(),
+        "the stream reader stopped: {:?}",
+        reader.await
+    );
+    assert_eq!(
+        addresses(&mails),
+        BTreeSet::from(["olga@example.com".to_owned(), "max@example.com".to_owned()])
+    );
+    assert!(
+        mails
+            .iter()
+            .all(|m| m["text"].as_str().unwrap().contains(&request))
+    );
+    // The reader goes on polling; nothing more arrives for the same record.
+    tokio::time::sleep(Wait::from_secs(1)).await;
+    assert_eq!(maildev.emails().len(), 2);
+    assert!(w.outbox().await.iter().all(|i| i["sent_at"].is_string()));
+    reader.abort();
+}
+
+/// A review opened by the scheduler, and each reminder, go to the customer's owners (a project's
+/// review too) with the link to the review and the number of its grants still to decide.
+#[tokio::test]
+async fn a_review_and_its_reminders_reach_the_customer_owners() {
+    use shared::reviews::Schedule;
+
+    let maildev = MailDev::start();
+    let mailer = mailer(&maildev);
+    let w = World::new().await;
+    let now = shared::time::now();
+    let schedule = Schedule::default();
+    let opened = scheduler::open_due_reviews(w.api.store(), &schedule, &now)
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.reviews_opened, 2,
+        "the customer's review and the project's: {opened:?}"
+    );
+    assert_eq!(
+        w.deliver(&mailer, w.pending_records().await).await,
+        BatchResponse::default()
+    );
+    let reviews: Vec<Value> = w
+        .api
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["entity"] == "permission_review")
+        .collect();
+    assert_eq!(reviews.len(), 2);
+    let mails = maildev.emails();
+    // olga is the one owner with an address; the project's manager max hears nothing.
+    assert_eq!(addresses(&mails), BTreeSet::from(["olga@example.com".to_owned()]));
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let subjects: BTreeSet<&str> = mails.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        BTreeSet::from([
+            "Bitte überprüfen Sie die Berechtigungen von Peer Org",
+            "Bitte überprüfen Sie die Berechtigungen von Peer Project",
+        ])
+    );
+    // The customer's review covers its owners and the project's two members; the project's
+    // review the project's two.
+    for (scope, grants) in [("Peer Org", 4), ("Peer Project", 2)] {
+        let mail = mails
+            .iter()
+            .find(|m| m["subject"].as_str().unwrap().ends_with(scope))
+            .unwrap();
+        let text = mail["text"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("{grants} Berechtigung(en) zu prüfen")),
+            "{text}"
+        );
+        let review = reviews
+            .iter()
+            .find(|r| text.contains(r["uuid"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("no review link in {text}"));
+        assert!(text.contains(&format!(
+            "https://homeport.example/reviews/{}/",
+            review["uuid"].as_str().unwrap()
+        )));
+    }
+
+    let early = scheduler::send_reminders(w.api.store(), &schedule, &(now + Duration::days(6)))
+        .await
+        .unwrap();
+    assert_eq!(early.reminders_sent, 0, "not before the reminder interval");
+    let later = now + Duration::days(8);
+    let reminded = scheduler::send_reminders(w.api.store(), &schedule, &later)
+        .await
+        .unwrap();
+    assert_eq!(reminded.reminders_sent, 2);
+    let again = scheduler::send_reminders(w.api.store(), &schedule, &(later + Duration::days(1)))
+        .await
+        .unwrap();
+    assert_eq!(again.reminders_sent, 0, "once per interval");
+    assert_eq!(
+        w.deliver(&mailer, w.pending_records().await).await,
+        BatchResponse::default()
+    );
+    let mails = maildev.emails();
+    assert_eq!(mails.len(), 4, "{mails:?}");
+    for reminder in &mails[2..] {
+        assert_eq!(mail::to(reminder), ["olga@example.com"]);
+        let subject = reminder["subject"].as_str().unwrap();
+        assert!(
+            subject.starts_with("Erinnerung: die Berechtigungsprüfung von Peer "),
+            "{subject}"
+        );
+    }
 }

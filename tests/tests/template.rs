@@ -248,7 +248,7 @@ fn the_notifier_reads_outbox_inserts_from_the_stream() {
     let resources = &template["Resources"];
     assert_eq!(
         resources["Table"]["Properties"]["StreamSpecification"]["StreamViewType"],
-        "NEW_IMAGE"
+        "KEYS_ONLY"
     );
     let notifier = &resources["NotifierFunction"]["Properties"];
     let outbox = &notifier["Events"]["Outbox"];

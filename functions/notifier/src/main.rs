@@ -6,9 +6,10 @@
 //! `{"username": …, "password": …}` (Amazon SES SMTP credentials). `HOMEPORT_URL` is where
 //! the links in the mails point.
 
+use aws_lambda_events::dynamodb::Event;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::notify::{self, Links, Mailer, SmtpConfig, StreamEvent};
+use shared::notify::{Links, Mailer, SmtpConfig};
 use shared::store::Store;
 
 /// The SMTP login kept in the secret named by `SMTP_SECRET_ARN`, if one is configured.
@@ -49,9 +50,9 @@ async fn main() -> Result<(), Error> {
     };
     let mailer = Mailer::new(&config)?;
     let links = Links::from_env();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<StreamEvent>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| {
         let (store, mailer, links) = (&store, &mailer, &links);
-        async move { Ok::<_, Error>(notify::deliver_batch(store, mailer, links, &event.payload).await) }
+        async move { Ok::<_, Error>(notifier_function::handle(store, mailer, links, &event.payload).await) }
     }))
     .await
 }

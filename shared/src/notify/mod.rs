@@ -98,10 +98,11 @@ pub struct Links {
 }
 
 impl Links {
+    /// `HOMEPORT_URL`, by default the template's placeholder (this product has no web client).
     pub fn from_env() -> Self {
         Links {
             homeport: std::env::var("HOMEPORT_URL")
-                .unwrap_or_else(|_| "http://127.0.0.1:8000".to_owned())
+                .unwrap_or_else(|_| "https://homeport.example.com".to_owned())
                 .trim_end_matches('/')
                 .to_owned(),
         }
@@ -173,65 +174,32 @@ async fn record_error(store: &Store, item: &OutboxItem, err: &Error) -> Result<(
     }
 }
 
-/// The table's stream records as the event source mapping delivers them (only what delivery
-/// reads: the event, the item's keys and the record's sequence number).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct StreamEvent {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<StreamRecord>,
+/// An outbox item named by its keys, in the order the changes wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxKey {
+    pub pk: String,
+    pub sk: String,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct StreamRecord {
-    #[serde(rename = "eventName")]
-    pub event_name: String,
-    pub dynamodb: StreamData,
-}
-
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct StreamData {
-    /// `{"PK": {"S": …}, "SK": {"S": …}}`.
-    #[serde(rename = "Keys")]
-    pub keys: Value,
-    #[serde(rename = "SequenceNumber")]
-    pub sequence_number: String,
-}
-
-impl StreamRecord {
-    /// The outbox item an INSERT record is of; `None` for any other record.
-    fn outbox_key(&self) -> Option<(&str, &str)> {
-        let key = |name: &str| self.dynamodb.keys.get(name)?.get("S")?.as_str();
-        let (pk, sk) = (key("PK")?, key("SK")?);
-        (self.event_name == "INSERT" && pk.starts_with("OUTBOX#")).then_some((pk, sk))
+impl OutboxKey {
+    /// The outbox item a new item's keys name; `None` for any other item.
+    pub fn of_new_item(pk: &str, sk: &str) -> Option<Self> {
+        pk.starts_with("OUTBOX#").then(|| OutboxKey {
+            pk: pk.to_owned(),
+            sk: sk.to_owned(),
+        })
     }
 }
 
-/// The partial batch response: the sequence number of the first record that failed. The
-/// event source mapping retries from it (with backoff, up to its limit, then the dead-letter
-/// queue); the records before it are done.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
-
-/// Delivers a batch in order and stops at the first failure (the records after it come again).
-pub async fn deliver_batch(
+/// Delivers the items in order and stops at the first failure: its index is returned, and
+/// it and the items after it are to come again (those before it are done).
+pub async fn deliver_in_order(
     store: &Store,
     mailer: &Mailer,
     links: &Links,
-    event: &StreamEvent,
-) -> BatchResponse {
-    for record in &event.records {
-        let Some((pk, sk)) = record.outbox_key() else {
-            continue;
-        };
+    items: &[OutboxKey],
+) -> Option<usize> {
+    for (index, OutboxKey { pk, sk }) in items.iter().enumerate() {
         match deliver(store, mailer, links, pk, sk, &time::now()).await {
             Ok(delivery) => tracing::info!(
                 pk,
@@ -242,14 +210,10 @@ pub async fn deliver_batch(
                 "notification delivered"
             ),
             Err(err) => {
-                tracing::warn!(pk, sk, %err, "notification not delivered; the record will be retried");
-                return BatchResponse {
-                    batch_item_failures: vec![ItemFailure {
-                        item_identifier: record.dynamodb.sequence_number.clone(),
-                    }],
-                };
+                tracing::warn!(pk, sk, %err, "notification not delivered; it will be retried");
+                return Some(index);
             }
         }
     }
-    BatchResponse::default()
+    None
 }

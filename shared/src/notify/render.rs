@@ -12,6 +12,7 @@ use super::recipients::{Recipient, scope_of};
 use super::{Links, OutboxItem};
 use crate::error::{Error, Result};
 use crate::grants;
+use crate::ids::Id;
 use crate::time::Timestamp;
 
 macro_rules! templates {
@@ -103,9 +104,18 @@ pub async fn context(
         );
     }
     if let Value::Object(map) = &mut values {
-        if let Some(review) = map.get("review_uuid").and_then(Value::as_str) {
+        if let Some(review) = map.get("review_uuid").and_then(Value::as_str).map(str::to_owned) {
             let link = format!("{}/reviews/{review}/", links.homeport);
             map.insert("review_link".into(), json!(link));
+            // A review covers the grants of its scope when it opened (a customer's include its
+            // projects'); the ones still to decide are its entries not yet revoked.
+            if let Some((_, entries)) = match Id::parse(&review) {
+                Some(uuid) => crate::reviews::with_entries(store, &uuid).await?,
+                None => None,
+            } {
+                let undecided = entries.iter().filter(|e| e.revoked_at.is_none()).count();
+                map.insert("grants_to_review".into(), json!(undecided));
+            }
         }
         if let Some(request) = map.get("request_uuid").and_then(Value::as_str) {
             let link = format!("{}/permission-requests/{request}/", links.homeport);

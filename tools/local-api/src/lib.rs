@@ -1,5 +1,6 @@
 //! The local runner: serves the routes of `template.yaml` by calling the same handler functions
-//! the Lambda binaries run, in-process. It stands in for `sam local`, which needs Docker.
+//! the Lambda binaries run, in-process, and feeds the stream-triggered ones from the table's
+//! stream (`streams`). It is the fast local mode; `make sam-local` runs the real bootstraps.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_yaml::Value;
 use shared::Context;
 use tokio::net::TcpListener;
+
+pub mod streams;
 
 /// The largest body the runner passes on (API Gateway's own limit is 10 MB); the functions
 /// refuse anything over 1 MiB themselves.
