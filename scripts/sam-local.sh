@@ -75,8 +75,7 @@ build_base_image() {
 
 # The local template is derived from template.yaml, never kept by hand: each function's CodeUri
 # points at a folder holding its debug bootstrap (the fast profile; a release build of nine
-# functions is too slow for CI), the architecture is this host's x86_64 (template.yaml keeps
-# arm64 for the deployment), and AWS_ENDPOINT_URL_DYNAMODB is declared so that --env-vars can
+# functions is too slow for CI), and AWS_ENDPOINT_URL_DYNAMODB is declared so that --env-vars can
 # point the functions at DynamoDB Local (SAM only passes variables the template declares).
 template() {
     local binaries
@@ -97,7 +96,6 @@ local = sys.argv[1]
 with open("template.yaml") as f:
     template = yaml_parse(f.read())
 function = template["Globals"]["Function"]
-function["Architectures"] = ["x86_64"]
 function["Environment"]["Variables"]["AWS_ENDPOINT_URL_DYNAMODB"] = ""
 for resource in template["Resources"].values():
     if resource["Type"] == "AWS::Serverless::Function":
@@ -109,7 +107,8 @@ PY
 }
 
 # env_vars TABLE DDB_PORT TOKEN_KEYS: the --env-vars file, the local values of what the template
-# gives every function (the table, DynamoDB Local, the token keys make dev uses). SAM 1.170 leaves
+# gives every function (the table, DynamoDB Local, the token keys make dev uses; the notifier
+# sends to make dev's MailDev, with no secret to fetch). SAM 1.170 leaves
 # the containers on podman's default bridge even with --docker-network host (it only connects them
 # to networks other than host), so 127.0.0.1 in a container is the container's own: DynamoDB Local
 # (listening on all of this machine's interfaces) is reached at host.containers.internal, podman's
@@ -118,7 +117,8 @@ env_vars() {
     local file=$LOCAL/env.json
     TABLE=$1 DDB_PORT=$2 KEYS=$3 python3 -c 'import json, os; print(json.dumps({"Parameters": {
         "TABLE_NAME": os.environ["TABLE"], "TOKEN_KEYS": os.environ["KEYS"],
-        "AWS_ENDPOINT_URL_DYNAMODB": "http://host.containers.internal:" + os.environ["DDB_PORT"]}}))' >"$file"
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://host.containers.internal:" + os.environ["DDB_PORT"],
+        "SMTP_HOST": "host.containers.internal", "SMTP_PORT": "1025", "SMTP_SECRET_ARN": ""}}))' >"$file"
     echo "$file"
 }
 
@@ -139,6 +139,9 @@ podman_service() {
 # where the functions' SDK accepts any key for DynamoDB Local.
 export AWS_ACCESS_KEY_ID=dummy AWS_SECRET_ACCESS_KEY=dummy AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
+# The template's parameter for local runs: this host's architecture (the deployment keeps the
+# default, arm64).
+LOCAL_PARAMETERS="Architecture=x86_64"
 
 case "${1:-}" in
 setup) setup ;;
@@ -150,7 +153,7 @@ start-api)
     # bridge (see env_vars), where they reach DynamoDB Local at host.containers.internal.
     # Not exec'd, so that the trap stops the podman service when sam stops.
     "$SAM" local start-api --template "$LOCAL/template.yaml" --env-vars "$env_file" \
-        --skip-pull-image --docker-network host --warm-containers LAZY \
+        --parameter-overrides "$LOCAL_PARAMETERS" --skip-pull-image --docker-network host --warm-containers LAZY \
         --host 127.0.0.1 --port "$port" &
     sam_pid=$!
     trap 'kill "$sam_pid" 2>/dev/null; wait "$sam_pid" 2>/dev/null; kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true; rm -f "${DOCKER_HOST#unix://}"' EXIT
@@ -162,7 +165,7 @@ invoke)
     env_file=$(env_vars "${4:?table}" "${5:?DynamoDB port}" "${6:?token keys}")
     podman_service
     "$SAM" local invoke "$function" --template "$LOCAL/template.yaml" --env-vars "$env_file" \
-        --event "$event" --skip-pull-image --docker-network host
+        --parameter-overrides "$LOCAL_PARAMETERS" --event "$event" --skip-pull-image --docker-network host
     ;;
 *)
     sed -n '2,10p' "$0" >&2
