@@ -128,7 +128,9 @@ env_vars() {
 podman_service() {
     socket=$PODMAN_DIR/podman-$$.sock
     rm -f "$socket"
-    podman system service --time=0 "unix://$socket" >"$PODMAN_DIR/service-$$.log" 2>&1 &
+    # In a session of its own, so that Ctrl-C reaches sam but not the engine sam still needs to
+    # stop its containers; the EXIT trap stops it after sam.
+    setsid podman system service --time=0 "unix://$socket" >"$PODMAN_DIR/service-$$.log" 2>&1 &
     podman_pid=$!
     trap 'kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true; rm -f "$socket"' EXIT
     for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
@@ -151,14 +153,18 @@ start-api)
     podman_service
     # --docker-network host is what SAM is meant to be given here; it leaves the containers on the
     # bridge (see env_vars), where they reach DynamoDB Local at host.containers.internal.
-    # Not exec'd, so that the trap stops the podman service when sam stops.
-    "$SAM" local start-api --template "$LOCAL/template.yaml" --env-vars "$env_file" \
+    # Ctrl-C (or a TERM, as the client tests send) is passed to sam as the SIGINT it shuts down
+    # on, stopping its containers through the podman service (in a session of its own); then
+    # the EXIT trap stops the service. sam is started with SIGINT at its default: a background
+    # job of a script, or anything started by a parent that ignores SIGINT, would ignore it too,
+    # and a TERM would stop sam without stopping its containers.
+    python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+        "$SAM" local start-api --template "$LOCAL/template.yaml" --env-vars "$env_file" \
         --parameter-overrides "$LOCAL_PARAMETERS" --skip-pull-image --docker-network host --warm-containers LAZY \
         --host 127.0.0.1 --port "$port" &
     sam_pid=$!
-    trap 'kill "$sam_pid" 2>/dev/null; wait "$sam_pid" 2>/dev/null; kill "$podman_pid" 2>/dev/null || true; wait "$podman_pid" 2>/dev/null || true; rm -f "${DOCKER_HOST#unix://}"' EXIT
-    trap 'exit 130' INT TERM
-    wait "$sam_pid"
+    trap 'kill -INT "$sam_pid" 2>/dev/null || true' INT TERM
+    while kill -0 "$sam_pid" 2>/dev/null; do wait "$sam_pid" || true; done
     ;;
 invoke)
     function=${2:?function} event=${3:?event}

@@ -84,7 +84,9 @@ fn functions_are_arm64_cargo_lambda_builds() {
     // arm64 by default (the deployment); sam local passes x86_64 for this machine.
     assert_eq!(template["Parameters"]["Architecture"]["Default"], "arm64");
     assert_eq!(
-        serde_yaml::to_string(&globals["Architectures"][0]).unwrap().trim(),
+        serde_yaml::to_string(&globals["Architectures"][0])
+            .unwrap()
+            .trim(),
         "!Ref Architecture"
     );
     let functions = functions(&template);
