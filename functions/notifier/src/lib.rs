@@ -34,3 +34,20 @@ fn outbox_key(record: &EventRecord) -> Option<OutboxKey> {
     }
     OutboxKey::of_new_item(key("PK")?, key("SK")?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_event_is_an_outbox_insert() {
+        let event: Event =
+            serde_json::from_str(include_str!("../../../events/notifier-outbox.json")).unwrap();
+        let keys: Vec<Option<OutboxKey>> = event.records.iter().map(outbox_key).collect();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].as_ref().is_some_and(|k| k.pk == "OUTBOX#2026-12-01"));
+        let mut modify = event.records[0].clone();
+        modify.event_name = "MODIFY".into();
+        assert_eq!(outbox_key(&modify), None, "only new outbox items are sent");
+    }
+}
