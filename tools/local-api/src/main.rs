@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+const RESTART_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct Options {
     addr: SocketAddr,
     template: String,
@@ -66,8 +68,20 @@ async fn start_streams(ctx: &Context, template: &str) -> Result<(), BoxError> {
                 let (store, mailer, links) = (store.clone(), mailer.clone(), links.clone());
                 async move { notifier_function::handle(&store, &mailer, &links, &event).await }
             };
-            if let Err(err) = streams::run(source, dynamodb, streams_client, table, invoke).await {
-                tracing::error!(%err, "the stream event source stopped");
+            // A failed read of the stream starts the reader over from the starting position:
+            // what was delivered is marked sent, so nothing is sent twice.
+            loop {
+                let run = streams::run(
+                    source.clone(),
+                    dynamodb.clone(),
+                    streams_client.clone(),
+                    table.clone(),
+                    invoke,
+                );
+                if let Err(err) = run.await {
+                    tracing::error!(%err, "reading the stream failed; starting over in {RESTART_DELAY:?}");
+                }
+                tokio::time::sleep(RESTART_DELAY).await;
             }
         });
     }

@@ -222,12 +222,13 @@ where
                     if shards.contains_key(id) || finished.contains(id) {
                         continue;
                     }
-                    // A child shard starts at its beginning; the first shards at the event's
-                    // starting position.
-                    let position = if shard
-                        .parent_shard_id()
-                        .is_some_and(|p| finished.contains(p) || shards.contains_key(p))
-                    {
+                    // As Lambda does, a child shard is read only once its parent is done (the
+                    // order of the item's changes), and from its beginning; the first shards
+                    // from the event's starting position.
+                    if shard.parent_shard_id().is_some_and(|p| shards.contains_key(p)) {
+                        continue;
+                    }
+                    let position = if shard.parent_shard_id().is_some_and(|p| finished.contains(p)) {
                         ShardIteratorType::TrimHorizon
                     } else {
                         source.starting_position.clone()
@@ -317,6 +318,8 @@ where
             let done = shard.iterator.is_none() && shard.pending.is_empty();
             if done {
                 finished.insert(id.clone());
+                // Its children may start now.
+                refreshed = None;
             }
             !done
         });
