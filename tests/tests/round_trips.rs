@@ -139,3 +139,69 @@ async fn a_staff_page_of_users_costs_the_same_whatever_the_user_count() {
     }
     assert_eq!(costs[0], costs[1], "page 1 with 12 and 60 users");
 }
+
+/// The owner of one customer with 1 and with 50 projects (each with a member and an open
+/// invitation): page 1 of the lists that read the customer's own partitions costs the same
+/// requests. (The lists that read one partition per scope, and those of a member of many
+/// customers, still grow: bench/RESULTS.md §3b.)
+#[tokio::test]
+async fn an_owners_pages_cost_the_same_whatever_the_project_count() {
+    const LISTS: [&str; 5] = [
+        "/api/customers/",
+        "/api/customer-permissions/",
+        "/api/customer-permissions-reviews/",
+        "/api/user-permission-requests/",
+        "/api/user-group-invitations/",
+    ];
+    let mut costs = Vec::new();
+    for projects in [1, 50] {
+        let api = TestApi::new().await;
+        let admin = api.admin_token.clone();
+        let (customer, _) = api.customer_with_project("Org", "P0").await;
+        let customer_path = format!("/api/customers/{}/", customer["uuid"].as_str().unwrap());
+        let (owner, owner_token) = api.user("owner", false, false).await;
+        api.grant(&customer_path, &owner.uuid, "CUSTOMER.OWNER").await;
+        let role = api
+            .call("GET", "/api/roles/?name=PROJECT.MEMBER", Some(&admin), None)
+            .await
+            .json[0]["uuid"]
+            .clone();
+        for i in 0..projects {
+            let project = api
+                .call(
+                    "POST",
+                    "/api/projects/",
+                    Some(&admin),
+                    Some(json!({"name": format!("P{}", i + 1), "customer": customer["url"]})),
+                )
+                .await;
+            assert_eq!(project.status, 201, "{}", project.text);
+            let (member, _) = api.user(&format!("m{i}"), false, false).await;
+            let project_path = format!("/api/projects/{}/", project.json["uuid"].as_str().unwrap());
+            api.grant(&project_path, &member.uuid, "PROJECT.MEMBER").await;
+            let invitation = api
+                .call(
+                    "POST",
+                    "/api/user-group-invitations/",
+                    Some(&owner_token),
+                    Some(json!({"scope": project.json["url"], "role": role})),
+                )
+                .await;
+            assert_eq!(invitation.status, 201, "{}", invitation.text);
+        }
+        // The role cache is warm for every list alike.
+        api.call("GET", "/api/roles/", Some(&owner_token), None).await;
+        let mut pages = Vec::new();
+        for list in LISTS {
+            let (page, cost) = api.counted("GET", list, Some(&owner_token), None).await;
+            assert_eq!(page.status, 200, "{list}: {}", page.text);
+            if list == "/api/user-group-invitations/" {
+                assert_eq!(page.header("x-result-count"), Some(projects.to_string().as_str()));
+            }
+            assert!(cost > 0);
+            pages.push((list, cost));
+        }
+        costs.push(pages);
+    }
+    assert_eq!(costs[0], costs[1], "page 1 as the owner of 1 and of 50 projects");
+}
