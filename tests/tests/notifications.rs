@@ -5,16 +5,20 @@
 //! Local.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration as Wait, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::DynamoDbEventResponse as BatchResponse;
 use chrono::Duration;
 use integration_tests::TestApi;
 use integration_tests::mail::{self, MailDev};
+use local_api::streams::{self, StreamSource};
 use serde_json::{Value, json};
 use shared::notify::{Links, Mailer, SmtpConfig};
 use shared::scheduler;
 use shared::users::{self, NewUser};
+use tokio::task::JoinHandle;
 
 const MEMBER_ROLE: &str = "9c9547bad0d742adafd4d54ef992e605";
 
@@ -138,6 +142,39 @@ impl World {
             .collect()
     }
 
+    /// What `make dev` runs: the local runner's reader of this table's stream, with the
+    /// template's event source, feeding the notifier's handler.
+    fn stream_reader(
+        &self,
+        mailer: Arc<Mailer>,
+    ) -> JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>> {
+        let template =
+            std::fs::read_to_string(integration_tests::workspace_root().join("template.yaml")).unwrap();
+        let source = StreamSource::from_template(&template).unwrap().remove(0);
+        let streams_client = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::Config::builder()
+                .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                    "dummy", "dummy", None, None, "tests",
+                ))
+                .endpoint_url(integration_tests::dynamodb_endpoint())
+                .build(),
+        );
+        let store = self.api.store().clone();
+        let (dynamodb, table) = (store.client().clone(), store.table().to_owned());
+        tokio::spawn(streams::run(
+            source,
+            dynamodb,
+            streams_client,
+            table,
+            move |event| {
+                let (store, mailer) = (store.clone(), mailer.clone());
+                async move { notifier_function::handle(&store, &mailer, &links(), &event).await }
+            },
+        ))
+    }
+
     async fn deliver(&self, mailer: &Mailer, records: Vec<EventRecord>) -> BatchResponse {
         let mut event = Event::default();
         event.records = records;
@@ -248,6 +285,34 @@ async fn a_request_reaches_its_deciders_and_the_decision_its_requester() {
             .unwrap()
             .contains("Comment: Not &lt;this&gt; year")
     );
+
+    // An approval goes to its requester too, with the comment.
+    let approved_request = w.request("ria").await;
+    let deliver_request = w.deliver(&mailer, w.pending_records().await).await;
+    assert_eq!(deliver_request, BatchResponse::default());
+    let approved = w
+        .api
+        .call(
+            "POST",
+            &format!("/api/user-permission-requests/{approved_request}/approve/"),
+            Some(&w.owner_token),
+            Some(json!({"comment": "Welcome"})),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    assert_eq!(
+        w.deliver(&mailer, w.pending_records().await).await,
+        BatchResponse::default()
+    );
+    let mails = maildev.emails();
+    assert_eq!(mails.len(), 6, "the request's 2 mails, then 1 to the requester");
+    let approval = &mails[5];
+    assert_eq!(mail::to(approval), ["ria@example.com"]);
+    assert_eq!(
+        approval["subject"],
+        "Your permission request for Peer Project has been approved"
+    );
+    assert!(approval["text"].as_str().unwrap().contains("Comment: Welcome"));
 }
 
 #[tokio::test]
@@ -406,39 +471,10 @@ async fn a_grant_about_to_expire_is_announced_once_to_its_holder_and_managers() 
 /// submitted through the API reaches its deciders' inboxes, once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_runner_delivers_what_the_table_stream_carries() {
-    use local_api::streams::{self, StreamSource};
-    use std::sync::Arc;
-    use std::time::{Duration as Wait, Instant};
-
     let maildev = MailDev::start();
     let mailer = Arc::new(mailer(&maildev));
     let w = World::new().await;
-    let template =
-        std::fs::read_to_string(integration_tests::workspace_root().join("template.yaml")).unwrap();
-    let source = StreamSource::from_template(&template).unwrap().remove(0);
-    let streams_client = aws_sdk_dynamodbstreams::Client::from_conf(
-        aws_sdk_dynamodbstreams::Config::builder()
-            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-                "dummy", "dummy", None, None, "tests",
-            ))
-            .endpoint_url(integration_tests::dynamodb_endpoint())
-            .build(),
-    );
-    let store = w.api.store().clone();
-    let (dynamodb, table) = (store.client().clone(), store.table().to_owned());
-    let handler_mailer = mailer.clone();
-    let reader = tokio::spawn(streams::run(
-        source,
-        dynamodb,
-        streams_client,
-        table,
-        move |event| {
-            let (store, mailer) = (store.clone(), handler_mailer.clone());
-            async move { notifier_function::handle(&store, &mailer, &links(), &event).await }
-        },
-    ));
+    let reader = w.stream_reader(mailer.clone());
 
     let submitted = Instant::now();
     let request = w.request("rob").await;
@@ -566,4 +602,57 @@ async fn a_review_and_its_reminders_reach_the_customer_owners() {
             "{subject}"
         );
     }
+}
+
+/// The SMTP server is down while three requests are submitted: the local runner's reader gets
+/// the failed record back (partial batch response), retries with backoff, and once the server
+/// is back every decider has each request's mail exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_outage_under_the_stream_reader_delays_but_loses_nothing() {
+    let mut maildev = MailDev::start();
+    let (smtp_port, web_port) = (maildev.smtp_port, maildev.web_port);
+    let mailer = Arc::new(mailer(&maildev));
+    let w = World::new().await;
+    maildev.stop();
+    let reader = w.stream_reader(mailer.clone());
+    let mut requests = Vec::new();
+    for name in ["rob", "ria", "ray"] {
+        requests.push(w.request(name).await);
+    }
+    // Long enough for the reader to have tried and failed (it polls four times a second).
+    tokio::time::sleep(Wait::from_secs(2)).await;
+    let outbox = w.outbox().await;
+    assert!(outbox.iter().all(|i| i["sent_at"].is_null()));
+    assert!(outbox[0]["attempts"].as_i64() >= Some(1), "{}", outbox[0]);
+
+    let maildev = MailDev::start_on(smtp_port, web_port);
+    let deadline = Instant::now() + Wait::from_secs(60);
+    let mails = loop {
+        let mails = maildev.emails();
+        if mails.len() >= 6 || Instant::now() > deadline || reader.is_finished() {
+            break mails;
+        }
+        tokio::time::sleep(Wait::from_millis(100)).await;
+    };
+    assert!(
+        !reader.is_finished(),
+        "the stream reader stopped: {:?}",
+        reader.await
+    );
+    let mut delivered = BTreeSet::new();
+    for mail in &mails {
+        let text = mail["text"].as_str().unwrap();
+        let request = requests
+            .iter()
+            .find(|r| text.contains(r.as_str()))
+            .expect("a request's link");
+        for to in mail::to(mail) {
+            assert!(delivered.insert((to, request.clone())), "sent twice: {mail}");
+        }
+    }
+    assert_eq!(delivered.len(), 6, "three requests, two deciders each: {mails:?}");
+    tokio::time::sleep(Wait::from_secs(1)).await;
+    assert_eq!(maildev.emails().len(), 6, "nothing more");
+    assert!(w.outbox().await.iter().all(|i| i["sent_at"].is_string()));
+    reader.abort();
 }

@@ -74,12 +74,7 @@ impl Router {
                 continue;
             }
             let name = name.as_str().unwrap_or("?");
-            let function = resource
-                .get("Metadata")
-                .and_then(|m| m.get("BuildProperties"))
-                .and_then(|p| p.get("Binary"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| TemplateError(format!("{name}: no Metadata.BuildProperties.Binary")))?;
+            let function = binary_of(name, resource)?;
             let Some(events) = resource
                 .get("Properties")
                 .and_then(|p| p.get("Events"))
@@ -121,6 +116,16 @@ impl Router {
             .filter(|route| route.matches(&segments))
             .max_by_key(|route| route.specificity())
     }
+}
+
+/// The binary a function resource of the template runs (its cargo-lambda build's `Binary`).
+fn binary_of<'a>(name: &str, resource: &'a Value) -> Result<&'a str, TemplateError> {
+    resource
+        .get("Metadata")
+        .and_then(|m| m.get("BuildProperties"))
+        .and_then(|p| p.get("Binary"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| TemplateError(format!("{name}: no Metadata.BuildProperties.Binary")))
 }
 
 impl Route {

@@ -15,7 +15,7 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use serde_json::Value as Json;
 use serde_yaml::Value;
 
-use crate::TemplateError;
+use crate::{TemplateError, binary_of};
 
 /// How often an idle shard is read (Lambda reads each shard four times a second).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -56,12 +56,7 @@ impl StreamSource {
                 if event.get("Type").and_then(Value::as_str) != Some("DynamoDB") {
                     continue;
                 }
-                let binary = resource
-                    .get("Metadata")
-                    .and_then(|m| m.get("BuildProperties"))
-                    .and_then(|p| p.get("Binary"))
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| TemplateError(format!("{name}: no Metadata.BuildProperties.Binary")))?;
+                let binary = binary_of(name, resource)?;
                 let properties = event.get("Properties").cloned().unwrap_or_default();
                 sources.push(StreamSource::new(name, binary, &properties)?);
             }
