@@ -175,6 +175,26 @@ impl World {
         ))
     }
 
+    /// Delivers every outbox item not yet sent, as one batch, and expects no failure.
+    async fn deliver_pending(&self, mailer: &Mailer) {
+        let answer = self.deliver(mailer, self.pending_records().await).await;
+        assert_eq!(answer, BatchResponse::default());
+    }
+
+    /// The owner decides a request (`approve` or `reject`) with a comment.
+    async fn decide(&self, request: &str, decision: &str, comment: &str) {
+        let answer = self
+            .api
+            .call(
+                "POST",
+                &format!("/api/user-permission-requests/{request}/{decision}/"),
+                Some(&self.owner_token),
+                Some(json!({ "comment": comment })),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+
     async fn deliver(&self, mailer: &Mailer, records: Vec<EventRecord>) -> BatchResponse {
         let mut event = Event::default();
         event.records = records;
@@ -202,6 +222,32 @@ fn addresses(mails: &[Value]) -> BTreeSet<String> {
     mails.iter().flat_map(mail::to).collect()
 }
 
+type Reader = JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>;
+
+/// Waits until MailDev holds `count` mails (or `patience` runs out), and expects the stream
+/// reader to be running still.
+async fn mails_from_reader(
+    maildev: &MailDev,
+    reader: &mut Reader,
+    count: usize,
+    patience: Wait,
+) -> Vec<Value> {
+    let deadline = Instant::now() + patience;
+    let mails = loop {
+        let mails = maildev.emails();
+        if mails.len() >= count || Instant::now() > deadline || reader.is_finished() {
+            break mails;
+        }
+        tokio::time::sleep(Wait::from_millis(50)).await;
+    };
+    assert!(
+        !reader.is_finished(),
+        "the stream reader stopped: {:?}",
+        reader.await
+    );
+    mails
+}
+
 fn mail_to<'a>(mails: &'a [Value], address: &str) -> &'a Value {
     let found: Vec<&Value> = mails.iter().filter(|m| mail::to(m) == [address]).collect();
     assert_eq!(found.len(), 1, "mails to {address}: {found:?}");
@@ -214,8 +260,7 @@ async fn a_request_reaches_its_deciders_and_the_decision_its_requester() {
     let mailer = mailer(&maildev);
     let w = World::new().await;
     let request = w.request("rob").await;
-    let answer = w.deliver(&mailer, w.pending_records().await).await;
-    assert_eq!(answer, BatchResponse::default());
+    w.deliver_pending(&mailer).await;
 
     let mails = maildev.emails();
     assert_eq!(mails.len(), 2, "{mails:?}");
@@ -253,18 +298,8 @@ async fn a_request_reaches_its_deciders_and_the_decision_its_requester() {
     assert_eq!(outbox[0]["skipped_count"], 1, "nomail has no address");
     assert!(outbox[0]["sent_at"].is_string());
 
-    let rejected = w
-        .api
-        .call(
-            "POST",
-            &format!("/api/user-permission-requests/{request}/reject/"),
-            Some(&w.owner_token),
-            Some(json!({"comment": "Not <this> year"})),
-        )
-        .await;
-    assert_eq!(rejected.status, 200, "{}", rejected.text);
-    let answer = w.deliver(&mailer, w.pending_records().await).await;
-    assert_eq!(answer, BatchResponse::default());
+    w.decide(&request, "reject", "Not <this> year").await;
+    w.deliver_pending(&mailer).await;
     let mails = maildev.emails();
     assert_eq!(mails.len(), 3, "one more mail, to the requester only");
     let decision = &mails[2];
@@ -288,22 +323,9 @@ async fn a_request_reaches_its_deciders_and_the_decision_its_requester() {
 
     // An approval goes to its requester too, with the comment.
     let approved_request = w.request("ria").await;
-    let deliver_request = w.deliver(&mailer, w.pending_records().await).await;
-    assert_eq!(deliver_request, BatchResponse::default());
-    let approved = w
-        .api
-        .call(
-            "POST",
-            &format!("/api/user-permission-requests/{approved_request}/approve/"),
-            Some(&w.owner_token),
-            Some(json!({"comment": "Welcome"})),
-        )
-        .await;
-    assert_eq!(approved.status, 200, "{}", approved.text);
-    assert_eq!(
-        w.deliver(&mailer, w.pending_records().await).await,
-        BatchResponse::default()
-    );
+    w.deliver_pending(&mailer).await;
+    w.decide(&approved_request, "approve", "Welcome").await;
+    w.deliver_pending(&mailer).await;
     let mails = maildev.emails();
     assert_eq!(mails.len(), 6, "the request's 2 mails, then 1 to the requester");
     let approval = &mails[5];
@@ -432,10 +454,7 @@ async fn a_grant_about_to_expire_is_announced_once_to_its_holder_and_managers() 
         .await
         .unwrap();
     assert_eq!(again.expiry_warnings, 0, "once");
-    assert_eq!(
-        w.deliver(&mailer, w.pending_records().await).await,
-        BatchResponse::default()
-    );
+    w.deliver_pending(&mailer).await;
     let mails = maildev.emails();
     assert_eq!(
         addresses(&mails),
@@ -474,26 +493,14 @@ async fn the_local_runner_delivers_what_the_table_stream_carries() {
     let maildev = MailDev::start();
     let mailer = Arc::new(mailer(&maildev));
     let w = World::new().await;
-    let reader = w.stream_reader(mailer.clone());
+    let mut reader = w.stream_reader(mailer.clone());
 
     let submitted = Instant::now();
     let request = w.request("rob").await;
-    let deadline = submitted + Wait::from_secs(30);
-    let mails = loop {
-        let mails = maildev.emails();
-        if mails.len() >= 2 || Instant::now() > deadline || reader.is_finished() {
-            break mails;
-        }
-        tokio::time::sleep(Wait::from_millis(50)).await;
-    };
+    let mails = mails_from_reader(&maildev, &mut reader, 2, Wait::from_secs(30)).await;
     eprintln!(
         "request submitted to both mails received: {:?}",
         submitted.elapsed()
-    );
-    assert!(
-        !reader.is_finished(),
-        "the stream reader stopped: {:?}",
-        reader.await
     );
     assert_eq!(
         addresses(&mails),
@@ -529,10 +536,7 @@ async fn a_review_and_its_reminders_reach_the_customer_owners() {
         opened.reviews_opened, 2,
         "the customer's review and the project's: {opened:?}"
     );
-    assert_eq!(
-        w.deliver(&mailer, w.pending_records().await).await,
-        BatchResponse::default()
-    );
+    w.deliver_pending(&mailer).await;
     let reviews: Vec<Value> = w
         .api
         .all_items()
@@ -588,10 +592,7 @@ async fn a_review_and_its_reminders_reach_the_customer_owners() {
         .await
         .unwrap();
     assert_eq!(again.reminders_sent, 0, "once per interval");
-    assert_eq!(
-        w.deliver(&mailer, w.pending_records().await).await,
-        BatchResponse::default()
-    );
+    w.deliver_pending(&mailer).await;
     let mails = maildev.emails();
     assert_eq!(mails.len(), 4, "{mails:?}");
     for reminder in &mails[2..] {
@@ -614,7 +615,7 @@ async fn an_smtp_outage_under_the_stream_reader_delays_but_loses_nothing() {
     let mailer = Arc::new(mailer(&maildev));
     let w = World::new().await;
     maildev.stop();
-    let reader = w.stream_reader(mailer.clone());
+    let mut reader = w.stream_reader(mailer.clone());
     let mut requests = Vec::new();
     for name in ["rob", "ria", "ray"] {
         requests.push(w.request(name).await);
@@ -626,19 +627,7 @@ async fn an_smtp_outage_under_the_stream_reader_delays_but_loses_nothing() {
     assert!(outbox[0]["attempts"].as_i64() >= Some(1), "{}", outbox[0]);
 
     let maildev = MailDev::start_on(smtp_port, web_port);
-    let deadline = Instant::now() + Wait::from_secs(60);
-    let mails = loop {
-        let mails = maildev.emails();
-        if mails.len() >= 6 || Instant::now() > deadline || reader.is_finished() {
-            break mails;
-        }
-        tokio::time::sleep(Wait::from_millis(100)).await;
-    };
-    assert!(
-        !reader.is_finished(),
-        "the stream reader stopped: {:?}",
-        reader.await
-    );
+    let mails = mails_from_reader(&maildev, &mut reader, 6, Wait::from_secs(60)).await;
     let mut delivered = BTreeSet::new();
     for mail in &mails {
         let text = mail["text"].as_str().unwrap();
