@@ -13,6 +13,7 @@
 mod client;
 mod cold_start;
 mod lists;
+mod staff_lists;
 mod stats;
 mod waldur;
 
@@ -97,8 +98,12 @@ async fn main() -> Result<(), Error> {
             println!("{}", lists::section(&World::new().await?).await?);
             Ok(())
         }
+        Some("staff-lists") => {
+            println!("{}", staff_lists::section().await?);
+            Ok(())
+        }
         _ => Err(
-            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench cold-start --bin-dir DIR | bench waldur | bench lists"
+            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench cold-start --bin-dir DIR | bench waldur | bench lists | bench staff-lists"
                 .into(),
         ),
     }
@@ -123,6 +128,9 @@ async fn all(bin_dir: &Path) -> Result<String, Error> {
 
     eprintln!("bench: lists as a member of many scopes");
     report.push_str(&lists::section(&world).await?);
+
+    eprintln!("bench: staff's lists over the whole table");
+    report.push_str(&staff_lists::section().await?);
 
     eprintln!("bench: cold starts");
     report.push_str(&cold_start_section(bin_dir, &world).await?);
@@ -516,7 +524,7 @@ async fn cold_start_section(bin_dir: &Path, world: &World) -> Result<String, Err
 // --- 4. Scale ---------------------------------------------------------------------------------
 
 /// Users that exist only as grant holders: a member listing shows the names kept on the grant.
-fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
+pub(crate) fn synthetic_users(prefix: &str, count: usize) -> Vec<User> {
     (0..count)
         .map(|i| User {
             uuid: Id::new(),

@@ -143,11 +143,21 @@ impl ApiRequest {
     }
 
     /// Names the item of `/api/<collection>/<uuid>/…` for the collections whose routes read
-    /// their target first (customers, projects, users, roles).
+    /// their target first (customers, projects, users, roles), and the tally of the lists
+    /// whose staff pages are counted by one (users, customers, projects, invitations,
+    /// requests, reviews).
     fn with_target(mut self) -> Self {
         use crate::ids::Id;
         use crate::roles::ContentType;
+        use crate::store::Tally;
         self.target = match self.segments().as_deref() {
+            Some(["api", "users"]) => Some(Tally::Users.key()),
+            Some(["api", "customers"]) => Some(Tally::Customers.key()),
+            Some(["api", "projects"]) => Some(Tally::Projects.key()),
+            Some(["api", "user-group-invitations"]) => Some(Tally::Invitations.key()),
+            Some(["api", "user-permission-requests"]) => Some(Tally::Requests.key()),
+            Some(["api", "customer-permissions-reviews"]) => Some(Tally::CustomerReviews.key()),
+            Some(["api", "project-permissions-reviews"]) => Some(Tally::ProjectReviews.key()),
             Some(["api", collection, id, ..]) => Id::parse(id).and_then(|id| match *collection {
                 "customers" => Some((
                     crate::scopes::partition(ContentType::Customer, &id),

@@ -16,9 +16,10 @@ use crate::error::{Error, Result};
 use crate::grants::{self, NewGrant};
 use crate::ids::Id;
 use crate::outbox;
+use crate::page::{Order, Page, PageRequest};
 use crate::roles::{ContentType, Role};
 use crate::scopes::{self, Directory, Scope};
-use crate::store::{Expr, Store, Transaction, TxError, s};
+use crate::store::{Expr, Store, Tally, Transaction, TxError, s};
 use crate::time::{self, Timestamp};
 use crate::users::User;
 
@@ -317,6 +318,7 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
         &InvitationItem::new(invitation),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    tx.tally(Tally::Invitations, 1)?;
     let event = Event {
         event_type: "group_invitation_created",
         subject: invitation_key(&invitation.uuid),
@@ -458,6 +460,7 @@ pub async fn delete(store: &Store, actor: &AuthUser, invitation: &Invitation, no
         "#META",
         Some(Expr::new("is_active = :no").value(":no", crate::store::b(false))),
     )?;
+    tx.tally(Tally::Invitations, -1)?;
     let event = Event {
         event_type: "group_invitation_deleted",
         subject: invitation_key(&invitation.uuid),
@@ -487,6 +490,21 @@ pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Invitation>> {
         .get::<InvitationItem>(&invitation_key(uuid), "#META")
         .await?
         .map(|i| i.invitation))
+}
+
+/// A page of all invitations in `order` of creation, beside their tally (which the caller's
+/// credentials may have read already).
+pub async fn listing(
+    store: &Store,
+    caller: &AuthUser,
+    order: Order,
+    request: &PageRequest,
+) -> Result<Page<Invitation>> {
+    let prefetched = caller.take_prefetched(&Tally::Invitations.key());
+    let page: Page<InvitationItem> = store
+        .tallied_page(Tally::Invitations, order, request, prefetched)
+        .await?;
+    Ok(page.map(|item| item.invitation))
 }
 
 pub async fn all(store: &Store) -> Result<Vec<Invitation>> {
@@ -585,6 +603,20 @@ pub async fn get_request(store: &Store, uuid: &Id) -> Result<Option<PermissionRe
         .get::<RequestItem>(&request_key(uuid), "#META")
         .await?
         .map(|i| i.request))
+}
+
+/// A page of all permission requests in `order` of creation, beside their tally.
+pub async fn requests_listing(
+    store: &Store,
+    caller: &AuthUser,
+    order: Order,
+    request: &PageRequest,
+) -> Result<Page<PermissionRequest>> {
+    let prefetched = caller.take_prefetched(&Tally::Requests.key());
+    let page: Page<RequestItem> = store
+        .tallied_page(Tally::Requests, order, request, prefetched)
+        .await?;
+    Ok(page.map(|item| item.request))
 }
 
 pub async fn all_requests(store: &Store) -> Result<Vec<PermissionRequest>> {
@@ -767,6 +799,7 @@ pub async fn submit(
         &RequestItem::new(&request),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    tx.tally(Tally::Requests, 1)?;
     let invitation_active = still_active(&mut tx, invitation)?;
     let marker = if invitation.allow_multiple_requests {
         None
@@ -1135,6 +1168,7 @@ pub async fn delete_request(
         ),
     )?;
     delete_marker(&mut tx, request)?;
+    tx.tally(Tally::Requests, -1)?;
     let event = Event {
         event_type: "permission_request_deleted",
         subject: request_key(&request.uuid),

@@ -74,6 +74,30 @@ impl Params {
     }
 }
 
+/// The direction a list is read in, by the sort key of its index partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+impl Order {
+    /// The direction of a list kept in creation order, for `o=` (checked already): `default`
+    /// without one, that of `created` or `-created` alone; none for any other ordering, which
+    /// the list sorts itself.
+    pub fn of_created(ordering: &[(String, bool)], default: Order) -> Option<Order> {
+        match ordering {
+            [] => Some(default),
+            [(field, descending)] if field == "created" => Some(if *descending {
+                Order::Descending
+            } else {
+                Order::Ascending
+            }),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageSelector {
     Number(usize),
@@ -127,6 +151,23 @@ impl<T> Page<T> {
             pages: self.pages,
             total: self.total,
         }
+    }
+}
+
+impl<T> Page<T> {
+    /// Page `number` of a list of `total` read on its own (`items`); a page past the end is a
+    /// 404, as in `paginate`.
+    pub fn numbered(items: Vec<T>, number: usize, size: usize, total: usize) -> Result<Self> {
+        let pages = total.div_ceil(size).max(1);
+        if number > pages {
+            return Err(Error::NotFound(INVALID_PAGE.into()));
+        }
+        Ok(Page {
+            items,
+            number,
+            pages,
+            total,
+        })
     }
 }
 

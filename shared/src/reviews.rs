@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 use crate::grants::{self, Grant, Member, NewGrant};
 use crate::ids::Id;
 use crate::outbox;
+use crate::page::{Order, Page, PageRequest};
 use crate::roles::ContentType;
 use crate::scopes::{self, Scope};
-use crate::store::{Expr, Store, Transaction, TxError, b, decode, s};
+use crate::store::{Expr, Store, Tally, Transaction, TxError, b, decode, s};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +221,21 @@ pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Review>> {
         .map(|i| i.review))
 }
 
+/// A page of all reviews of one scope type in `order` of creation, beside their tally (which
+/// the caller's credentials may have read already).
+pub async fn listing(
+    store: &Store,
+    caller: &AuthUser,
+    scope_type: ContentType,
+    order: Order,
+    request: &PageRequest,
+) -> Result<Page<Review>> {
+    let tally = tally_of(scope_type);
+    let prefetched = caller.take_prefetched(&tally.key());
+    let page: Page<ReviewItem> = store.tallied_page(tally, order, request, prefetched).await?;
+    Ok(page.map(|item| item.review))
+}
+
 /// All reviews of one scope type (staff and support).
 pub async fn all(store: &Store, scope_type: ContentType) -> Result<Vec<Review>> {
     let items: Vec<ReviewItem> = store
@@ -299,6 +315,7 @@ pub async fn open(
             .value(":since", s(time::storage(not_closed_since))),
         ),
     )?;
+    tx.tally(tally_of(scope.content_type()), 1)?;
     let event = Event {
         event_type: "permission_review_created",
         subject: scope.partition(),
@@ -317,6 +334,15 @@ pub async fn open(
         Ok(()) => Ok(Some(review)),
         Err(TxError::ConditionFailed(1)) => Ok(None),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// The tally of a scope type's reviews.
+pub fn tally_of(scope_type: ContentType) -> Tally {
+    if scope_type == ContentType::Customer {
+        Tally::CustomerReviews
+    } else {
+        Tally::ProjectReviews
     }
 }
 

@@ -9,8 +9,9 @@ use crate::audit::{self, Event};
 use crate::auth::AuthUser;
 use crate::error::{Error, FieldErrors, Result};
 use crate::ids::Id;
+use crate::page::{Order, Page, PageRequest};
 use crate::roles::ContentType;
-use crate::store::{Counters, Expr, Store, Transaction, TxError, n, s};
+use crate::store::{Counters, Expr, Store, Tally, Transaction, TxError, n, s};
 use crate::time::{self, Timestamp};
 use crate::validate;
 
@@ -168,7 +169,7 @@ impl CustomerItem {
             pk: partition(ContentType::Customer, &customer.uuid),
             sk: "#META".into(),
             all: "CUSTOMERS".into(),
-            all_sort: format!("{}#{}", customer.created, customer.uuid),
+            all_sort: name_order(&customer.name, &customer.created, &customer.uuid),
             entity: "customer".into(),
             customer: customer.clone(),
         }
@@ -196,7 +197,7 @@ struct ProjectItem {
 
 impl ProjectItem {
     fn new(project: &Project) -> Self {
-        let sort = format!("{}#{}", project.created, project.uuid);
+        let sort = name_order(&project.name, &project.created, &project.uuid);
         ProjectItem {
             pk: partition(ContentType::Project, &project.uuid),
             sk: "#META".into(),
@@ -208,6 +209,24 @@ impl ProjectItem {
             project: project.clone(),
         }
     }
+}
+
+/// The sort key of a customer or project in its lists' index partitions: the lists' order (name,
+/// then creation; DynamoDB compares strings by their UTF-8 bytes, as Rust does), so that a page
+/// is one Query that stops after it. `\u{1}` ends the name: it sorts before any character a name
+/// holds, so a name sorts before the longer names it begins.
+fn name_order(name: &str, created: &str, uuid: &Id) -> String {
+    format!("{name}\u{1}{created}#{uuid}")
+}
+
+/// The stored form of a customer, as a read of its item returns it (bulk loads of benchmarks).
+pub fn customer_as_item(customer: &Customer) -> Result<crate::store::Item> {
+    crate::store::encode(&CustomerItem::new(customer))
+}
+
+/// The stored form of a project.
+pub fn project_as_item(project: &Project) -> Result<crate::store::Item> {
+    crate::store::encode(&ProjectItem::new(project))
 }
 
 /// Editable fields of a customer or project body.
@@ -392,6 +411,109 @@ pub async fn projects_of(store: &Store, customer: &Id) -> Result<Vec<Project>> {
     Ok(items.into_iter().map(|i| i.project).collect())
 }
 
+/// A page of all customers in the list's order (name, then creation), with the count: one
+/// Query that stops after the page, beside the customers' tally (which the caller's
+/// credentials may have read already).
+pub async fn customers_listing(
+    store: &Store,
+    caller: &AuthUser,
+    request: &PageRequest,
+) -> Result<Page<Customer>> {
+    let prefetched = caller.take_prefetched(&Tally::Customers.key());
+    let page: Page<CustomerItem> = store
+        .tallied_page(Tally::Customers, Order::Ascending, request, prefetched)
+        .await?;
+    Ok(page.map(|item| item.customer))
+}
+
+/// A page of all projects in the list's order, with the count (as `customers_listing`).
+pub async fn projects_listing(
+    store: &Store,
+    caller: &AuthUser,
+    request: &PageRequest,
+) -> Result<Page<Project>> {
+    let prefetched = caller.take_prefetched(&Tally::Projects.key());
+    let page: Page<ProjectItem> = store
+        .tallied_page(Tally::Projects, Order::Ascending, request, prefetched)
+        .await?;
+    Ok(page.map(|item| item.project))
+}
+
+/// A page of one customer's projects in the list's order, with the customer (whose
+/// `project_count` is the count), read together: one round trip however many projects it has.
+pub async fn projects_of_customer_listing(
+    store: &Store,
+    customer: &Id,
+    request: &PageRequest,
+) -> Result<(Option<Customer>, Page<Project>)> {
+    let counted = async {
+        let customer = get_customer(store, customer).await?;
+        let count = customer
+            .as_ref()
+            .map_or(0, |c| usize::try_from(c.project_count).unwrap_or(0));
+        Ok((count, customer))
+    };
+    let partition = format!("CUSTOMER#{customer}#PROJECTS");
+    let (page, customer) = store
+        .numbered_page_with::<ProjectItem, _>(("GSI1", &partition, Order::Ascending), request, counted)
+        .await?;
+    Ok((customer, page.map(|item| item.project)))
+}
+
+/// Gives every customer and project the sort keys of the lists' order (name, then creation),
+/// where an older version wrote others: for a table written before them (`admin bootstrap
+/// --recount`). Returns how many items it changed.
+pub async fn reindex(store: &Store) -> Result<usize> {
+    let mut changed = 0;
+    let mut start = None;
+    loop {
+        let (items, next) = store
+            .index_page::<CustomerItem>("GSI1", "CUSTOMERS", None, 100, start)
+            .await?;
+        for item in items {
+            let order = name_order(&item.customer.name, &item.customer.created, &item.customer.uuid);
+            if item.all_sort != order {
+                set_order(store, &item.pk, &["GSI1SK"], order).await?;
+                changed += 1;
+            }
+        }
+        match next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    let mut start = None;
+    loop {
+        let (items, next) = store
+            .index_page::<ProjectItem>("GSI2", "PROJECTS", None, 100, start)
+            .await?;
+        for item in items {
+            let order = name_order(&item.project.name, &item.project.created, &item.project.uuid);
+            if item.all_sort != order || item.of_customer_sort != order {
+                set_order(store, &item.pk, &["GSI1SK", "GSI2SK"], order).await?;
+                changed += 1;
+            }
+        }
+        match next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    Ok(changed)
+}
+
+async fn set_order(store: &Store, pk: &str, attributes: &[&str], order: String) -> Result<()> {
+    let actions: Vec<String> = attributes.iter().map(|a| format!("{a} = :order")).collect();
+    let mut tx = store.transaction();
+    tx.update(
+        pk,
+        "#META",
+        Expr::new(format!("SET {}", actions.join(", "))).value(":order", s(order)),
+        Some(Expr::new("attribute_exists(PK)")),
+    )?;
+    Ok(tx.commit().await?)
+}
+
 /// One page of all customers, for scans that must not hold them all (the scheduler).
 pub async fn customers_page(
     store: &Store,
@@ -472,6 +594,7 @@ pub async fn create_customer(
         &CustomerItem::new(&customer),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    tx.tally(Tally::Customers, 1)?;
     let message = format!("Organization {} has been created.", customer.name);
     audit::record(
         &mut tx,
@@ -518,9 +641,13 @@ pub async fn update_customer(
         Expr::new(
             "SET #name = :name, abbreviation = :abbreviation, native_name = :native, description = :description, \
              email = :email, contact_details = :contact, phone_number = :phone, homepage = :homepage, \
-             notification_emails = :notify",
+             notification_emails = :notify, GSI1SK = :order",
         )
         .name("#name", "name")
+        .value(
+            ":order",
+            s(name_order(&updated.name, &updated.created, &updated.uuid)),
+        )
         .value(":name", s(updated.name.as_str()))
         .value(":abbreviation", s(updated.abbreviation.as_str()))
         .value(":native", s(updated.native_name.as_str()))
@@ -563,6 +690,7 @@ pub async fn delete_customer(
                 .value(":zero", n(0)),
         ),
     )?;
+    tx.tally(Tally::Customers, -1)?;
     let message = format!("Organization {} has been deleted.", customer.name);
     audit::record(
         &mut tx,
@@ -632,6 +760,7 @@ pub fn add_project(
         &ProjectItem::new(project),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    tx.tally(Tally::Projects, 1)?;
     // The customer item once per transaction: a grant on the new project that brings a user
     // into the customer counts here (`joining_users`).
     let customer_index = tx.update(
@@ -686,9 +815,11 @@ pub fn add_imported_project(tx: &mut Transaction<'_>, project: &Project, now: &T
     Ok(index)
 }
 
-/// The counter an imported project moves: its customer's `project_count`.
+/// The counters an imported project moves: its customer's `project_count` and the projects'
+/// tally.
 pub fn project_import_counts(project: &Project) -> Counters {
     let mut counters = Counters::default();
+    counters.tally(Tally::Projects, 1);
     counters.add(
         &partition(ContentType::Customer, &project.customer_uuid),
         "#META",
@@ -716,11 +847,17 @@ pub async fn update_project(
     tx.update(
         &pk,
         "#META",
-        Expr::new("SET #name = :name, description = :description, slug = :slug")
-            .name("#name", "name")
-            .value(":name", s(updated.name.as_str()))
-            .value(":description", s(updated.description.as_str()))
-            .value(":slug", s(updated.slug.as_str())),
+        Expr::new(
+            "SET #name = :name, description = :description, slug = :slug, GSI1SK = :order, GSI2SK = :order",
+        )
+        .name("#name", "name")
+        .value(
+            ":order",
+            s(name_order(&updated.name, &updated.created, &updated.uuid)),
+        )
+        .value(":name", s(updated.name.as_str()))
+        .value(":description", s(updated.description.as_str()))
+        .value(":slug", s(updated.slug.as_str())),
         Some(Expr::new("attribute_exists(PK)")),
     )?;
     let message = format!("Project {} has been updated.", updated.name);
@@ -751,6 +888,7 @@ pub async fn delete_project(
         "#META",
         Some(Expr::new("attribute_exists(PK) AND member_count = :zero").value(":zero", n(0))),
     )?;
+    tx.tally(Tally::Projects, -1)?;
     tx.update(
         &partition(ContentType::Customer, &project.customer_uuid),
         "#META",

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::page::{Order, Page, PageRequest, PageSelector};
 use crate::secrets::TokenKeys;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -182,25 +183,151 @@ impl Store {
         }
     }
 
-    /// The first `count` items of an index partition, in index order: Queries that stop there.
-    pub async fn index_head<T: DeserializeOwned>(
+    /// Page `number` (of `size`) of an index partition in `order` of its sort key. The items
+    /// before the page are read as keys only (the table's and the index's key attributes, to
+    /// start the page's Query after them), so a deep page reads the keys it skips, never their
+    /// items; page 1 is one Query of `size` items.
+    pub async fn index_page_at<T: DeserializeOwned>(
         &self,
         index: &str,
         pk: &str,
-        count: usize,
+        order: Order,
+        number: usize,
+        size: usize,
     ) -> Result<Vec<T>> {
+        let query = || {
+            self.index_query(index, pk)
+                .scan_index_forward(order == Order::Ascending)
+        };
+        let mut to_skip = number.saturating_sub(1).saturating_mul(size);
+        let mut start: Option<Item> = None;
+        while to_skip > 0 {
+            let output = query()
+                .projection_expression("PK, SK, #pk, #sk")
+                .expression_attribute_names("#sk", format!("{index}SK"))
+                .limit(i32::try_from(to_skip).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            to_skip = to_skip.saturating_sub(usize::try_from(output.count).unwrap_or(0));
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                // The partition ended before the page.
+                None => return Ok(Vec::new()),
+            }
+        }
         let mut items = Vec::new();
-        let mut start = None;
-        while items.len() < count {
-            let limit = i32::try_from(count - items.len()).unwrap_or(i32::MAX);
-            let (page, next) = self.index_page(index, pk, None, limit, start).await?;
-            items.extend(page);
-            match next {
-                Some(next) => start = Some(next),
+        while items.len() < size {
+            let output = query()
+                .limit(i32::try_from(size - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                items.push(decode(item)?);
+            }
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
                 None => break,
             }
         }
         Ok(items)
+    }
+
+    /// A page of a list kept in index order whose length is known without reading it (a
+    /// counter): the page's Query and the count go out together, so the list costs one round
+    /// trip whatever its length (`page=last` needs the count first: two).
+    pub async fn numbered_page<T: DeserializeOwned>(
+        &self,
+        (index, pk, order): (&str, &str, Order),
+        request: &PageRequest,
+        total: impl Future<Output = Result<usize>>,
+    ) -> Result<Page<T>> {
+        let counted = async { Ok((total.await?, ())) };
+        Ok(self
+            .numbered_page_with((index, pk, order), request, counted)
+            .await?
+            .0)
+    }
+
+    /// As `numbered_page`, where the read that brings the count brings more (e.g. the item that
+    /// carries the counter), which comes back beside the page.
+    pub async fn numbered_page_with<T: DeserializeOwned, X>(
+        &self,
+        (index, pk, order): (&str, &str, Order),
+        request: &PageRequest,
+        counted: impl Future<Output = Result<(usize, X)>>,
+    ) -> Result<(Page<T>, X)> {
+        let (items, (total, extra), number) = match request.selector {
+            PageSelector::Number(number) => {
+                let (items, counted) = tokio::try_join!(
+                    self.index_page_at(index, pk, order, number, request.size),
+                    counted
+                )?;
+                (items, counted, number)
+            }
+            PageSelector::Last => {
+                let counted = counted.await?;
+                let number = counted.0.div_ceil(request.size).max(1);
+                let items = self.index_page_at(index, pk, order, number, request.size).await?;
+                (items, counted, number)
+            }
+        };
+        Ok((Page::numbered(items, number, request.size, total)?, extra))
+    }
+
+    /// A page of a tallied list (`Tally`), read in `order` of its index partition, beside its
+    /// tally (`prefetched` where the request's first read brought it).
+    pub async fn tallied_page<T: DeserializeOwned>(
+        &self,
+        tally: Tally,
+        order: Order,
+        request: &PageRequest,
+        prefetched: Option<Option<Item>>,
+    ) -> Result<Page<T>> {
+        let (index, pk) = tally.index_partition();
+        let total = self.tally(tally, prefetched);
+        self.numbered_page((index, pk, order), request, total).await
+    }
+
+    /// The length of a counted list: its counter item (`prefetched` where the request's first
+    /// read brought it, `Some(None)` if that found none), or, where none was ever written (a
+    /// table from before the counters, until `admin bootstrap --recount`), a counting Query.
+    pub async fn tally(&self, tally: Tally, prefetched: Option<Option<Item>>) -> Result<usize> {
+        let counted: Option<TallyItem> = match prefetched {
+            Some(item) => item.map(decode).transpose()?,
+            None => self.get(TALLY_PARTITION, tally.sort_key()).await?,
+        };
+        match counted {
+            Some(item) => Ok(usize::try_from(item.count).unwrap_or(0)),
+            None => {
+                let (index, pk) = tally.index_partition();
+                self.count_index(index, pk).await
+            }
+        }
+    }
+
+    /// Sets a counted list's counter to what its index holds now (a counting Query). For a table
+    /// written before the counters existed; writes racing with it would be miscounted.
+    pub async fn recount_tally(&self, tally: Tally) -> Result<usize> {
+        let (index, pk) = tally.index_partition();
+        let count = self.count_index(index, pk).await?;
+        let item = TallyItem {
+            pk: TALLY_PARTITION.into(),
+            sk: tally.sort_key().into(),
+            entity: "tally".into(),
+            count: i64::try_from(count).unwrap_or(i64::MAX),
+        };
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(encode(&item)?))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(count)
     }
 
     /// One page of an index partition, from `start`; the key to continue from, if any.
@@ -248,43 +375,50 @@ impl Store {
             .collect()
     }
 
-    /// As `batch_get`, undecoded: for reads that fetch items of several kinds at once.
+    /// As `batch_get`, undecoded: for reads that fetch items of several kinds at once. The
+    /// chunks of 100 keys are read concurrently.
     pub async fn batch_get_items(&self, keys: &[(String, String)]) -> Result<Vec<Item>> {
-        let mut found = Vec::with_capacity(keys.len());
         let mut unique: Vec<&(String, String)> = keys.iter().collect();
         unique.sort();
         unique.dedup();
-        for chunk in unique.chunks(100) {
-            let mut pending: Vec<Item> = chunk.iter().map(|(pk, sk)| key(pk, sk)).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(Error::internal)?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(self.table(), request)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                if let Some(mut responses) = output.responses {
-                    found.extend(responses.remove(self.table()).unwrap_or_default());
+        let chunks: Vec<_> = unique
+            .chunks(100)
+            .map(|chunk| self.batch_get_chunk(chunk.iter().map(|(pk, sk)| key(pk, sk)).collect()))
+            .collect();
+        Ok(concurrently(chunks).await?.into_iter().flatten().collect())
+    }
+
+    /// One BatchGetItem of at most 100 keys, retrying what DynamoDB leaves unprocessed.
+    async fn batch_get_chunk(&self, mut pending: Vec<Item>) -> Result<Vec<Item>> {
+        let mut found = Vec::with_capacity(pending.len());
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(Error::internal)?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(self.table(), request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(mut responses) = output.responses {
+                found.extend(responses.remove(self.table()).unwrap_or_default());
+            }
+            if let Some(mut unprocessed) = output.unprocessed_keys
+                && let Some(rest) = unprocessed.remove(self.table())
+            {
+                pending = rest.keys;
+            }
+            if !pending.is_empty() {
+                if attempt >= MAX_TRANSACTION_ATTEMPTS {
+                    return Err(Error::Unavailable(UNAVAILABLE.into()));
                 }
-                if let Some(mut unprocessed) = output.unprocessed_keys
-                    && let Some(rest) = unprocessed.remove(self.table())
-                {
-                    pending = rest.keys;
-                }
-                if !pending.is_empty() {
-                    if attempt >= MAX_TRANSACTION_ATTEMPTS {
-                        return Err(Error::Unavailable(UNAVAILABLE.into()));
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
+                tokio::time::sleep(backoff(attempt)).await;
             }
         }
         Ok(found)
@@ -293,11 +427,17 @@ impl Store {
     /// Puts items with BatchWriteItem (25 at a time, retrying what DynamoDB leaves
     /// unprocessed). Unconditional: for idempotent writes of derived items only.
     pub async fn batch_put<T: Serialize>(&self, items: &[T]) -> Result<()> {
+        self.batch_put_items(items.iter().map(encode).collect::<Result<_>>()?)
+            .await
+    }
+
+    /// As `batch_put`, of items already encoded.
+    pub async fn batch_put_items(&self, items: Vec<Item>) -> Result<()> {
         for chunk in items.chunks(25) {
             let mut pending = Vec::with_capacity(chunk.len());
             for item in chunk {
                 let put = PutRequest::builder()
-                    .set_item(Some(encode(item)?))
+                    .set_item(Some(item.clone()))
                     .build()
                     .map_err(Error::internal)?;
                 pending.push(WriteRequest::builder().put_request(put).build());
@@ -580,9 +720,76 @@ impl Expr {
     }
 }
 
+/// The partition of the counters of whole lists (`X-Result-Count` without reading the list).
+pub const TALLY_PARTITION: &str = "COUNTS";
+
+/// A list whose length a counter item keeps (`COUNTS` / the list), moved by `ADD` in the
+/// transaction of every change that puts an item into its index partition or takes one out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tally {
+    Users,
+    Customers,
+    Projects,
+    Invitations,
+    Requests,
+    CustomerReviews,
+    ProjectReviews,
+}
+
+impl Tally {
+    pub const ALL: [Tally; 7] = [
+        Tally::Users,
+        Tally::Customers,
+        Tally::Projects,
+        Tally::Invitations,
+        Tally::Requests,
+        Tally::CustomerReviews,
+        Tally::ProjectReviews,
+    ];
+
+    /// The key of its counter item.
+    pub fn key(self) -> (String, String) {
+        (TALLY_PARTITION.to_owned(), self.sort_key().to_owned())
+    }
+
+    pub fn sort_key(self) -> &'static str {
+        match self {
+            Tally::Users => "USERS",
+            Tally::Customers => "CUSTOMERS",
+            Tally::Projects => "PROJECTS",
+            Tally::Invitations => "INVITATIONS",
+            Tally::Requests => "REQUESTS",
+            Tally::CustomerReviews => "CUSTOMER_REVIEWS",
+            Tally::ProjectReviews => "PROJECT_REVIEWS",
+        }
+    }
+
+    /// The index partition that lists what it counts (its partition key is the tally's sort
+    /// key).
+    pub fn index_partition(self) -> (&'static str, &'static str) {
+        let index = match self {
+            Tally::Users | Tally::Customers => "GSI1",
+            Tally::Projects | Tally::Invitations | Tally::CustomerReviews | Tally::ProjectReviews => "GSI2",
+            Tally::Requests => "GSI3",
+        };
+        (index, self.sort_key())
+    }
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct TallyItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    entity: String,
+    count: i64,
+}
+
 /// Counter changes of several objects written in one transaction, merged so that each counter
 /// item is updated once (a transaction may touch an item only once): per item one `ADD` of every
-/// attribute's total, conditioned on the item existing. Zero totals write nothing.
+/// attribute's total, conditioned on the item existing (a list's tally is made by its first
+/// `ADD`). Zero totals write nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters(std::collections::BTreeMap<(String, String), std::collections::BTreeMap<String, i64>>);
 
@@ -593,6 +800,11 @@ impl Counters {
         }
         let item = self.0.entry((pk.to_owned(), sk.to_owned())).or_default();
         *item.entry(attribute.to_owned()).or_default() += delta;
+    }
+
+    /// Moves a list's tally (`Tally`).
+    pub fn tally(&mut self, tally: Tally, delta: i64) {
+        self.add(TALLY_PARTITION, tally.sort_key(), "count", delta);
     }
 
     pub fn merge(&mut self, other: &Counters) {
@@ -635,7 +847,13 @@ impl Counters {
                     .name(&format!("#c{i}"), attribute)
                     .value(&format!(":c{i}"), n(*delta));
             }
-            let index = tx.update(pk, sk, update, Some(Expr::new("attribute_exists(PK)")))?;
+            let condition = if pk == TALLY_PARTITION {
+                update = update.and_set("entity = :entity").value(":entity", s("tally"));
+                None
+            } else {
+                Some(Expr::new("attribute_exists(PK)"))
+            };
+            let index = tx.update(pk, sk, update, condition)?;
             written.push((index, (pk.clone(), sk.clone())));
         }
         Ok(written)
@@ -703,6 +921,20 @@ impl Transaction<'_> {
             .build()
             .map_err(Error::internal)?;
         self.push(TransactWriteItem::builder().update(action).build())
+    }
+
+    /// Moves a list's tally by `delta` (unconditioned: the first change of a new table makes it).
+    pub fn tally(&mut self, tally: Tally, delta: i64) -> Result<usize> {
+        self.update(
+            TALLY_PARTITION,
+            tally.sort_key(),
+            Expr::new("ADD #count :delta")
+                .and_set("entity = :entity")
+                .name("#count", "count")
+                .value(":entity", s("tally"))
+                .value(":delta", n(delta)),
+            None,
+        )
     }
 
     pub fn delete(&mut self, pk: &str, sk: &str, condition: Option<Expr>) -> Result<usize> {

@@ -11,9 +11,9 @@ use crate::brake::Brake;
 use crate::error::{Error, Result};
 use crate::grants::HeldRole;
 use crate::ids::Id;
+use crate::page::{Order, Page, PageRequest};
 use crate::secrets::Sealed;
-use crate::store::Transaction;
-use crate::store::{Expr, Store, TxError, s};
+use crate::store::{Expr, Store, Tally, Transaction, TxError, s};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +277,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
     tx.put(&UserItem::new(user.clone()), not_exists())?;
+    tx.tally(Tally::Users, 1)?;
     let username_marker = tx.put(
         &UniqueMarker {
             pk: format!("USERNAME#{username}"),
@@ -853,27 +854,14 @@ pub async fn all(store: &Store) -> Result<Vec<User>> {
     Ok(items.into_iter().map(|item| item.user).collect())
 }
 
-/// Page `number` (of `size`) of all users by username: a Query that stops after the page (one
-/// more user tells whether there are more), so page 1 reads ten users however many there are.
-/// Also how many users there are, when the Query reached the end; else see `count`.
-pub async fn page_by_username(
-    store: &Store,
-    number: usize,
-    size: usize,
-) -> Result<(Vec<User>, Option<usize>)> {
-    let wanted = number.saturating_mul(size);
-    let head = store
-        .index_head::<UserItem>("GSI1", "USERS", wanted.saturating_add(1))
+/// A page of all users by username, with the count: one Query that stops after the page,
+/// beside the users' tally (which the caller's credentials may have read already).
+pub async fn listing(store: &Store, caller: &AuthUser, request: &PageRequest) -> Result<Page<User>> {
+    let prefetched = caller.take_prefetched(&Tally::Users.key());
+    let page: Page<UserItem> = store
+        .tallied_page(Tally::Users, Order::Ascending, request, prefetched)
         .await?;
-    let total = (head.len() <= wanted).then_some(head.len());
-    let skipped = (number - 1).saturating_mul(size);
-    let page = head.into_iter().skip(skipped).take(size).map(|item| item.user);
-    Ok((page.collect(), total))
-}
-
-/// How many users there are (a counting Query of the username index: no items are returned).
-pub async fn count(store: &Store) -> Result<usize> {
-    store.count_index("GSI1", "USERS").await
+    Ok(page.map(|item| item.user))
 }
 
 pub async fn by_ids(store: &Store, uuids: &[Id]) -> Result<Vec<User>> {
@@ -1160,8 +1148,9 @@ pub async fn update_with(
 pub async fn delete(store: &Store, actor: &AuthUser, user: &User, now: &Timestamp) -> Result<()> {
     let (pk, sk) = User::key(&user.uuid);
     let unchanged = || Expr::new("username = :name").value(":name", s(user.username.as_str()));
-    // What closing the user removes: the token and the name markers.
+    // What closing the user removes: the token, the name markers and its place in the user list.
     let close = |tx: &mut Transaction<'_>| -> Result<()> {
+        tx.tally(Tally::Users, -1)?;
         if let Some(hash) = &user.token_hash {
             let (token_pk, token_sk) = TokenItem::key(hash);
             tx.delete(&token_pk, &token_sk, None)?;

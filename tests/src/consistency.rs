@@ -15,7 +15,7 @@ fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
-/// No half-written state: both items of every grant, counters that match what they count,
+/// No half-written state: both items of every grant, counters and tallies that match what they count,
 /// tokens and users that agree, one owner per workspace, one marker per user name and address.
 pub async fn assert_consistent(api: &TestApi) -> usize {
     let items = api.all_items().await;
@@ -112,6 +112,52 @@ pub async fn assert_consistent(api: &TestApi) -> usize {
             .map(|((_, c), n)| (c.clone(), *n))
             .collect();
         assert_eq!(recorded, counted, "customer_grants of {}", user["username"]);
+    }
+
+    let mut projects_per_customer: BTreeMap<String, i64> = BTreeMap::new();
+    for customer in project_customer.values() {
+        *projects_per_customer.entry(customer.clone()).or_default() += 1;
+    }
+    for customer in of_entity(&items, "customer") {
+        assert_eq!(
+            customer["project_count"].as_i64().unwrap_or(0),
+            projects_per_customer
+                .get(&text(&customer["uuid"]))
+                .copied()
+                .unwrap_or(0),
+            "project_count of {}",
+            customer["PK"]
+        );
+    }
+    // Each list's tally counts its index partition (named by the tally's sort key), where one
+    // was written (a table without one counts the partition when asked).
+    for counter in of_entity(&items, "tally") {
+        let partition = &counter["SK"];
+        let listed = items
+            .iter()
+            .filter(|item| {
+                ["GSI1PK", "GSI2PK", "GSI3PK"]
+                    .iter()
+                    .any(|index| item[*index] == *partition)
+            })
+            .count() as i64;
+        assert_eq!(
+            counter["count"].as_i64(),
+            Some(listed),
+            "the tally of {partition}"
+        );
+    }
+    // Customers and projects sort by name in their lists' partitions.
+    for scope in of_entity(&items, "customer")
+        .into_iter()
+        .chain(of_entity(&items, "project"))
+    {
+        let order = format!("{}\u{1}", text(&scope["name"]));
+        assert!(
+            text(&scope["GSI1SK"]).starts_with(&order),
+            "the list order of {}",
+            scope["PK"]
+        );
     }
 
     let mut grants_per_role: BTreeMap<String, i64> = BTreeMap::new();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{
     BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
@@ -130,6 +131,8 @@ struct Sent {
     operation: String,
     sent: Instant,
     answered: Option<Instant>,
+    /// How many items (or keys) the answer carried: a Query's `Count`, a BatchGetItem's items.
+    items: usize,
 }
 
 /// Which request of `RoundTrips` an SDK call's interceptor hooks belong to.
@@ -151,6 +154,15 @@ impl RoundTrips {
             .iter()
             .map(|sent| sent.operation.clone())
             .collect()
+    }
+
+    /// How many items (or keys) the answers since `mark` carried: what a list read, however
+    /// few requests it took.
+    pub fn items_since(&self, mark: usize) -> usize {
+        self.operations.lock().unwrap()[mark..]
+            .iter()
+            .map(|sent| sent.items)
+            .sum()
     }
 
     /// The longest chain of requests since `mark` in which each was sent after the one before
@@ -209,6 +221,7 @@ impl Intercept for RoundTrips {
             operation,
             sent: Instant::now(),
             answered: None,
+            items: 0,
         });
         self.count.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -224,6 +237,40 @@ impl Intercept for RoundTrips {
             && let Some(sent) = self.operations.lock().unwrap().get_mut(index)
         {
             sent.answered = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput,
+        };
+        let Ok(output) = context.output_or_error() else {
+            return Ok(());
+        };
+        let items = if let Some(query) = output.downcast_ref::<QueryOutput>() {
+            usize::try_from(query.count).unwrap_or(0)
+        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
+            batch
+                .responses
+                .iter()
+                .flat_map(|tables| tables.values())
+                .map(Vec::len)
+                .sum()
+        } else if let Some(get) = output.downcast_ref::<GetItemOutput>() {
+            usize::from(get.item.is_some())
+        } else {
+            0
+        };
+        if let Some(SentIndex(index)) = config.load::<SentIndex>().cloned()
+            && let Some(sent) = self.operations.lock().unwrap().get_mut(index)
+        {
+            sent.items = items;
         }
         Ok(())
     }

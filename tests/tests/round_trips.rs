@@ -117,37 +117,16 @@ async fn a_page_of_members_costs_the_same_whatever_the_history() {
     assert_eq!(costs[0], costs[1], "first page cost with 0 and 40 ended grants");
 }
 
-/// Page 1 of `/api/users/` as staff reads the page and a count, not every user: the same
-/// requests with 12 and 60 users.
-#[tokio::test]
-async fn a_staff_page_of_users_costs_the_same_whatever_the_user_count() {
-    let mut costs = Vec::new();
-    for users in [12, 60] {
-        let api = TestApi::new().await;
-        for i in 0..users {
-            api.user(&format!("u{i:03}"), false, false).await;
-        }
-        let (page, cost) = api
-            .counted("GET", "/api/users/", Some(&api.admin_token), None)
-            .await;
-        assert_eq!(page.status, 200, "{}", page.text);
-        assert_eq!(
-            page.header("x-result-count"),
-            Some((users + 1).to_string().as_str())
-        );
-        costs.push(cost);
-    }
-    assert_eq!(costs[0], costs[1], "page 1 with 12 and 60 users");
-}
-
 /// The owner of one customer with 1 and with 50 projects (each with a member and an open
-/// invitation): page 1 of the lists that read the customer's own partitions costs the same
+/// invitation): page 1 of the lists that read the customer's own partitions (its projects among
+/// them: one index partition in the list's order, counted by the customer) costs the same
 /// requests. (The lists that read one partition per scope, and those of a member of many
 /// customers, still grow: bench/RESULTS.md §3b.)
 #[tokio::test]
 async fn an_owners_pages_cost_the_same_whatever_the_project_count() {
-    const LISTS: [&str; 5] = [
+    const LISTS: [&str; 6] = [
         "/api/customers/",
+        "/api/projects/",
         "/api/customer-permissions/",
         "/api/customer-permissions-reviews/",
         "/api/user-permission-requests/",
@@ -195,8 +174,17 @@ async fn an_owners_pages_cost_the_same_whatever_the_project_count() {
         for list in LISTS {
             let (page, cost) = api.counted("GET", list, Some(&owner_token), None).await;
             assert_eq!(page.status, 200, "{list}: {}", page.text);
-            if list == "/api/user-group-invitations/" {
-                assert_eq!(page.header("x-result-count"), Some(projects.to_string().as_str()));
+            let expected_count = match list {
+                "/api/user-group-invitations/" => Some(projects),
+                "/api/projects/" => Some(projects + 1),
+                _ => None,
+            };
+            if let Some(count) = expected_count {
+                assert_eq!(
+                    page.header("x-result-count"),
+                    Some(count.to_string().as_str()),
+                    "{list}"
+                );
             }
             assert!(cost > 0);
             pages.push((list, cost));
@@ -204,4 +192,105 @@ async fn an_owners_pages_cost_the_same_whatever_the_project_count() {
         costs.push(pages);
     }
     assert_eq!(costs[0], costs[1], "page 1 as the owner of 1 and of 50 projects");
+}
+
+/// Staff over a table with 12 and with 50 users, customers and projects (each project with an
+/// invitation, and a request through it): page 1 of each list, and a deep page, costs the same
+/// requests and reads the same items (a Query that stops after the page, beside the list's
+/// tally), in the list's order, and the counts are the table's.
+#[tokio::test]
+async fn staff_pages_cost_the_same_whatever_the_table_holds() {
+    const LISTS: [&str; 10] = [
+        "/api/users/",
+        "/api/customers/",
+        "/api/projects/",
+        "/api/user-group-invitations/",
+        "/api/user-permission-requests/",
+        "/api/users/?page=3&page_size=2",
+        "/api/customers/?page=3&page_size=2",
+        "/api/projects/?page=3&page_size=2",
+        "/api/user-group-invitations/?page=3&page_size=2&o=created",
+        "/api/user-permission-requests/?page=3&page_size=2&o=-created",
+    ];
+    let mut costs = Vec::new();
+    for rows in [12, 50] {
+        let api = TestApi::new().await;
+        let admin = api.admin_token.clone();
+        let role = api
+            .call("GET", "/api/roles/?name=PROJECT.MEMBER", Some(&admin), None)
+            .await
+            .json[0]["uuid"]
+            .clone();
+        for i in 0..rows {
+            let (_, project) = api
+                .customer_with_project(&format!("Org {i:02}"), &format!("P {i:02}"))
+                .await;
+            let (_, token) = api.user(&format!("u{i:02}"), false, false).await;
+            let body = json!({"scope": project["url"], "role": role});
+            let invitation = api
+                .call("POST", "/api/user-group-invitations/", Some(&admin), Some(body))
+                .await;
+            assert_eq!(invitation.status, 201, "{}", invitation.text);
+            let submit = format!(
+                "/api/user-group-invitations/{}/submit_request/",
+                invitation.json["uuid"].as_str().unwrap()
+            );
+            let request = api.call("POST", &submit, Some(&token), None).await;
+            assert!(request.status < 300, "{}", request.text);
+        }
+        // The role cache is warm for every list alike.
+        api.call("GET", "/api/roles/", Some(&admin), None).await;
+        let mut pages = Vec::new();
+        for list in LISTS {
+            let mark = api.round_trips.count();
+            let (page, cost) = api.counted("GET", list, Some(&admin), None).await;
+            let items = api.round_trips.items_since(mark);
+            assert_eq!(page.status, 200, "{list}: {}", page.text);
+            // The users are the admin and the ones made here.
+            let expected = if list.starts_with("/api/users/") {
+                rows + 1
+            } else {
+                rows
+            };
+            assert_eq!(
+                page.header("x-result-count"),
+                Some(expected.to_string().as_str()),
+                "{list}"
+            );
+            let rows_of = |field: &str| -> Vec<String> {
+                let rows = page.json.as_array().unwrap();
+                rows.iter().map(|row| row[field].to_string()).collect()
+            };
+            // Each list in its order: by name (users by username), or by creation (the
+            // invitations oldest first with `o=created`, else both newest first).
+            let (keys, newest_first) = match list.split('?').next().unwrap() {
+                "/api/users/" => (rows_of("username"), false),
+                "/api/user-group-invitations/" => (rows_of("created"), !list.contains("o=created")),
+                "/api/user-permission-requests/" => (rows_of("created"), true),
+                _ => (rows_of("name"), false),
+            };
+            let deep = list.contains("page=3");
+            assert_eq!(keys.len(), if deep { 2 } else { expected.min(10) }, "{list}");
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            if newest_first {
+                sorted.reverse();
+            }
+            assert_eq!(keys, sorted, "{list} in its order");
+            if deep && !list.contains("o=") {
+                let first = if list.starts_with("/api/users/") {
+                    "u03"
+                } else {
+                    "04"
+                };
+                assert!(keys[0].trim_matches('"').ends_with(first), "{list}: {keys:?}");
+            }
+            pages.push((list, cost, items));
+        }
+        costs.push(pages);
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "requests and items read for page 1 and page 3 over 12 and 50 rows"
+    );
 }

@@ -12,7 +12,7 @@ use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::invitations::{self, Invitation, PermissionRequest, State};
-use shared::page::{self, PageRequest};
+use shared::page::{self, Order, PageRequest, Params};
 use shared::roles::{ContentType, Role};
 use shared::scopes::{self, Directory};
 use shared::store::Fetched;
@@ -376,6 +376,51 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
     let ordering = request.params.ordering(&["created"])?;
     let now = time::now();
     let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let params = &request.params;
+    let roles = access.roles();
+    const FILTERS: [&str; 6] = [
+        "customer_uuid",
+        "is_active",
+        "role_uuid",
+        "role_name",
+        "scope_type",
+        "scope",
+    ];
+    let filtered = FILTERS.iter().any(|key| params.get(key).is_some());
+    let keyed =
+        Order::of_created(&ordering, Order::Descending).filter(|_| !filtered && access.sees_everything());
+    let page = match keyed {
+        // Staff and support without filters: a page of the invitations' index partition.
+        Some(order) => invitations::listing(&ctx.store, user, order, &page_request).await?,
+        None => {
+            let mut found = filtered_invitations(ctx, &access, params, &now).await?;
+            found.sort_by(|a, b| b.created.cmp(&a.created));
+            if ordering.first().is_some_and(|(_, descending)| !descending) {
+                found.reverse();
+            }
+            page::paginate(found, &page_request)?
+        }
+    };
+    let names = Directory::load(
+        &ctx.store,
+        page.items
+            .iter()
+            .map(|i| (i.scope_type, i.scope_uuid, i.customer_uuid)),
+    )
+    .await?;
+    Ok(http::page(
+        request,
+        page.map(|i| invitation_json(request, &i, roles, &names, &now)),
+    ))
+}
+
+/// The invitations the caller sees that pass the request's filters, in no order.
+async fn filtered_invitations(
+    ctx: &Context,
+    access: &Access,
+    params: &Params,
+    now: &Timestamp,
+) -> Result<Vec<Invitation>> {
     let mut found = if access.sees_everything() {
         invitations::all(&ctx.store).await?
     } else {
@@ -403,7 +448,6 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
         }
         found
     };
-    let params = &request.params;
     let roles = access.roles();
     found.retain(|i| {
         params
@@ -411,7 +455,7 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
             .is_none_or(|c| Id::parse(c) == Some(i.customer_uuid))
             && params
                 .boolean("is_active")
-                .is_none_or(|a| i.is_pending_at(&now) == a)
+                .is_none_or(|a| i.is_pending_at(now) == a)
             && params
                 .get("role_uuid")
                 .is_none_or(|r| Id::parse(r) == Some(i.role_uuid))
@@ -425,22 +469,7 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
                 Id::from_reference(s, i.scope_type.as_str()).or_else(|| last_path_id(s)) == Some(i.scope_uuid)
             })
     });
-    found.sort_by(|a, b| b.created.cmp(&a.created));
-    if ordering.first().is_some_and(|(_, descending)| !descending) {
-        found.reverse();
-    }
-    let page = page::paginate(found, &page_request)?;
-    let names = Directory::load(
-        &ctx.store,
-        page.items
-            .iter()
-            .map(|i| (i.scope_type, i.scope_uuid, i.customer_uuid)),
-    )
-    .await?;
-    Ok(http::page(
-        request,
-        page.map(|i| invitation_json(request, &i, roles, &names, &now)),
-    ))
+    Ok(found)
 }
 
 /// The uuid that ends an API URL, whatever its collection.
@@ -658,8 +687,45 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
     let now = time::now();
     let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
     let params = &request.params;
+    const FILTERS: [&str; 5] = ["created_by", "customer_uuid", "invitation", "scope", "state"];
+    let filtered = FILTERS.iter().any(|key| params.get(key).is_some());
+    let keyed =
+        Order::of_created(&ordering, Order::Descending).filter(|_| !filtered && access.sees_everything());
+    let page = match keyed {
+        // Staff and support without filters: a page of the requests' index partition.
+        Some(order) => invitations::requests_listing(&ctx.store, user, order, &page_request).await?,
+        None => {
+            let mut found = filtered_requests(ctx, &access, params, &now).await?;
+            found.sort_by(|a, b| b.created.cmp(&a.created));
+            for (field, descending) in ordering.iter().rev() {
+                found.sort_by(|a, b| {
+                    let order = match field.as_str() {
+                        "state" => a.state_at(&now).as_str().cmp(b.state_at(&now).as_str()),
+                        _ => a.created.cmp(&b.created),
+                    };
+                    if *descending { order.reverse() } else { order }
+                });
+            }
+            page::paginate(found, &page_request)?
+        }
+    };
+    let names = Directory::load(&ctx.store, page.items.iter().map(request_scope)).await?;
+    let roles = access.roles();
+    Ok(http::page(
+        request,
+        page.map(|r| request_json(request, &r, roles, &names, &now)),
+    ))
+}
+
+/// The requests the caller sees that pass the request's filters, in no order.
+async fn filtered_requests(
+    ctx: &Context,
+    access: &Access,
+    params: &Params,
+    now: &Timestamp,
+) -> Result<Vec<PermissionRequest>> {
     let states = params.get_all("state");
-    let mut found: Vec<PermissionRequest> = visible_requests(ctx, &access)
+    Ok(visible_requests(ctx, access)
         .await?
         .into_iter()
         .filter(|r| {
@@ -675,26 +741,9 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
                 && params
                     .get("scope")
                     .is_none_or(|s| Id::parse(s).or_else(|| last_path_id(s)) == Some(r.scope_uuid))
-                && (states.is_empty() || states.contains(&r.state_at(&now).as_str()))
+                && (states.is_empty() || states.contains(&r.state_at(now).as_str()))
         })
-        .collect();
-    found.sort_by(|a, b| b.created.cmp(&a.created));
-    for (field, descending) in ordering.iter().rev() {
-        found.sort_by(|a, b| {
-            let order = match field.as_str() {
-                "state" => a.state_at(&now).as_str().cmp(b.state_at(&now).as_str()),
-                _ => a.created.cmp(&b.created),
-            };
-            if *descending { order.reverse() } else { order }
-        });
-    }
-    let page = page::paginate(found, &page_request)?;
-    let names = Directory::load(&ctx.store, page.items.iter().map(request_scope)).await?;
-    let roles = access.roles();
-    Ok(http::page(
-        request,
-        page.map(|r| request_json(request, &r, roles, &names, &now)),
-    ))
+        .collect())
 }
 
 fn request_scope(request: &PermissionRequest) -> (ContentType, Id, Id) {

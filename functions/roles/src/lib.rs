@@ -48,12 +48,19 @@ pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
-    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     let segments = request.segments().ok_or_else(http::no_route)?;
     let method = &request.method;
+    if segments == ["api", "roles"] && matches!(*method, Method::GET | Method::HEAD) {
+        // Anyone may list the roles: they are read beside the credentials, one round trip.
+        let (principal, all) = tokio::try_join!(
+            auth::authenticate(&ctx.store, request.credentials()),
+            roles::list(&ctx.store)
+        )?;
+        return list(ctx, request, &principal, all).await;
+    }
+    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     match segments.as_slice() {
         ["api", "roles"] => match *method {
-            Method::GET | Method::HEAD => list(ctx, request, &principal).await,
             Method::POST => create(ctx, request, &principal).await,
             _ => Err(http::method_not_allowed(request, COLLECTION_METHODS)),
         },
@@ -80,10 +87,15 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
     }
 }
 
-async fn list(ctx: &Context, request: &ApiRequest, principal: &Principal) -> Result<Response<Body>> {
+async fn list(
+    ctx: &Context,
+    request: &ApiRequest,
+    principal: &Principal,
+    all: Vec<Role>,
+) -> Result<Response<Body>> {
     let query = RoleQuery::from_params(&request.params)?;
     let page_request = PageRequest::from_params(&request.params)?;
-    let roles = visible(ctx, principal, query.apply(roles::list(&ctx.store).await?)).await?;
+    let roles = visible(ctx, principal, query.apply(all)).await?;
     let view = View::for_reader(request, principal);
     let page = page::paginate(roles, &page_request)?.map(|role| view.render(&role));
     Ok(http::page(request, page))

@@ -181,7 +181,12 @@ async fn list_scopes(
         name.as_ref()
             .is_none_or(|n| text.to_lowercase().contains(n.as_str()))
     };
+    let customer_filter = request.params.get("customer").and_then(Id::parse);
     if kind == ContentType::Customer {
+        if name.is_none() && access.sees_everything() {
+            let page = scopes::customers_listing(&ctx.store, user, &page_request).await?;
+            return Ok(http::page(request, page.map(|c| customer_json(request, &c))));
+        }
         let mut customers = if access.sees_everything() {
             scopes::all_customers(&ctx.store).await?
         } else {
@@ -191,6 +196,18 @@ async fn list_scopes(
         customers.sort_by(|a, b| a.name.cmp(&b.name).then(a.created.cmp(&b.created)));
         let page = page::paginate(customers, &page_request)?.map(|c| customer_json(request, &c));
         return Ok(http::page(request, page));
+    }
+    if name.is_none() {
+        if let Some(customer) = one_customers_projects(&access, customer_filter) {
+            let (customer, page) =
+                scopes::projects_of_customer_listing(&ctx.store, &customer, &page_request).await?;
+            let page = page.map(|p| project_json(request, &p, customer.as_ref()));
+            return Ok(http::page(request, page));
+        }
+        if access.sees_everything() {
+            let page = scopes::projects_listing(&ctx.store, user, &page_request).await?;
+            return projects_page(ctx, request, page).await;
+        }
     }
     let mut projects = if access.sees_everything() {
         scopes::all_projects(&ctx.store).await?
@@ -211,10 +228,37 @@ async fn list_scopes(
         projects.dedup_by_key(|p| p.uuid);
         projects
     };
-    let customer_filter = request.params.get("customer").and_then(Id::parse);
     projects.retain(|p| named(&p.name) && customer_filter.is_none_or(|c| p.customer_uuid == c));
     projects.sort_by(|a, b| a.name.cmp(&b.name).then(a.created.cmp(&b.created)));
-    let page = page::paginate(projects, &page_request)?;
+    projects_page(ctx, request, page::paginate(projects, &page_request)?).await
+}
+
+/// The customer whose projects are exactly the projects list's rows, where there is one: the
+/// `customer` filter's, if the caller sees all its projects (staff, support, or a role in the
+/// customer), or else the one customer the caller holds roles in, at customer level. That list
+/// is a page of one index partition.
+fn one_customers_projects(access: &Access, customer_filter: Option<Id>) -> Option<Id> {
+    let sees_all_of =
+        |customer: &Id| access.sees_everything() || access.customers_with_customer_role().contains(customer);
+    match customer_filter {
+        Some(customer) => sees_all_of(&customer).then_some(customer),
+        None if access.sees_everything() => None,
+        None => match (
+            access.customers_with_customer_role().as_slice(),
+            access.connected_customers().as_slice(),
+        ) {
+            ([only], [connected]) if only == connected => Some(*only),
+            _ => None,
+        },
+    }
+}
+
+/// Renders a page of projects with the customers they name (one BatchGetItem).
+async fn projects_page(
+    ctx: &Context,
+    request: &ApiRequest,
+    page: page::Page<Project>,
+) -> Result<Response<Body>> {
     let mut customer_ids: Vec<Id> = page.items.iter().map(|p| p.customer_uuid).collect();
     customer_ids.sort();
     customer_ids.dedup();

@@ -14,7 +14,7 @@ use shared::error::{FIELD_REQUIRED, FieldErrors};
 use shared::grants::{self, Grant};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
-use shared::page::{self, PageRequest, PageSelector};
+use shared::page::{self, PageRequest};
 use shared::roles::{self, ContentType};
 use shared::scopes::Directory;
 use shared::time::{self, Timestamp};
@@ -193,30 +193,12 @@ async fn list(ctx: &Context, request: &ApiRequest, caller: &AuthUser) -> Result<
     let filtered = ["username", "full_name", "email", "is_active"]
         .iter()
         .any(|key| params.get(key).is_some());
-    if let (false, true, PageSelector::Number(number)) =
-        (filtered, access.sees_everything(), page_request.selector)
-    {
-        // Staff and support see everyone: the page is read on its own, by username, and the
-        // count (when the page did not reach the end) beside the names its rows show.
-        let (users, known_total) = users::page_by_username(&ctx.store, number, page_request.size).await?;
-        let count = async {
-            match known_total {
-                Some(total) => Ok(total),
-                None => users::count(&ctx.store).await,
-            }
-        };
+    if !filtered && access.sees_everything() {
+        // Staff and support see everyone: the page is read on its own, by username, beside the
+        // users' tally, then the names its rows show.
+        let page = users::listing(&ctx.store, caller, &page_request).await?;
         let view = View::new(request, &access, access.roles());
-        let (total, names) = tokio::try_join!(count, view.names(ctx, &users, &now))?;
-        let pages = total.div_ceil(page_request.size).max(1);
-        if number > pages {
-            return Err(Error::NotFound("Invalid page.".into()));
-        }
-        let page = page::Page {
-            items: users,
-            number,
-            pages,
-            total,
-        };
+        let names = view.names(ctx, &page.items, &now).await?;
         return Ok(render_page(request, &view, page, &names, &now));
     }
     let mut users: Vec<User> = visible_users(ctx, &access)

@@ -21,7 +21,10 @@ usage: admin <command> [options]   (TABLE_NAME and the AWS environment select th
       staff (a new one with the token lifetime given, null by default: its token never
       expires); the token in PATH is kept while it is still NAME's valid token, otherwise a new
       one is issued and written there. The token is printed on the last line.
-      --recount recounts the users per customer of a table made before the counts existed.
+      --recount recounts the users per customer and the lists' tallies (users, customers,
+                projects, invitations, requests, reviews), and gives customers and projects
+                the lists' sort keys, for a table made before them; run it while nothing
+                else writes.
   new-token-key [ID]        prints a new token key ID=SECRET, for TOKEN_KEYS (no table needed)
   create-table
   seed-roles
@@ -138,6 +141,12 @@ async fn bootstrap(store: &Store, flags: &Flags) -> Result<()> {
     if flags.has("--recount") {
         let users = users::recount(store).await?;
         eprintln!("users per customer recounted ({users} users)");
+        let reindexed = shared::scopes::reindex(store).await?;
+        eprintln!("{reindexed} customers and projects given the lists' sort keys");
+        for tally in shared::store::Tally::ALL {
+            let count = store.recount_tally(tally).await?;
+            eprintln!("tally of {} recounted: {count}", tally.sort_key());
+        }
     }
     let Some(username) = flags.value("--staff-user") else {
         return Ok(());
