@@ -70,19 +70,21 @@ pub struct AuthUser {
     pub target: Option<Arc<Prefetched>>,
 }
 
-/// An item read together with the credentials before anyone was authenticated: kept for the
-/// authenticated caller's route, which decides on it as on any read. It is taken once: a
-/// second read of the key (after the request's own change, say) goes to the table.
+/// A key read with the credentials and what is stored there (`None`: nothing).
+type PrefetchedItem = ((String, String), Option<Item>);
+
+/// Items read together with the credentials before anyone was authenticated: kept for the
+/// authenticated caller's route, which decides on them as on any read. Each is taken once: a
+/// second read of a key (after the request's own change, say) goes to the table.
 #[derive(Debug)]
 pub struct Prefetched {
-    pub key: (String, String),
-    /// `Some(None)`: read, and nothing is stored at `key`; `None`: taken already.
-    item: std::sync::Mutex<Option<Option<Item>>>,
+    /// Each key read, with what is stored there (`None`: nothing), until it is taken.
+    items: std::sync::Mutex<Vec<PrefetchedItem>>,
 }
 
 impl PartialEq for Prefetched {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        std::ptr::eq(self, other)
     }
 }
 
@@ -90,8 +92,25 @@ impl AuthUser {
     /// What the credentials' read found at `key`, once: `None` when it did not read `key` (or
     /// it was taken), else the item if there is one.
     pub fn take_prefetched(&self, key: &(String, String)) -> Option<Option<Item>> {
-        let target = self.target.as_deref().filter(|target| target.key == *key)?;
-        target.item.lock().ok()?.take()
+        let mut items = self.target.as_deref()?.items.lock().ok()?;
+        let position = items.iter().position(|(read, _)| read == key)?;
+        Some(items.swap_remove(position).1)
+    }
+
+    /// The counter items of `tally` the credentials' read found, once: `None` when it did not
+    /// read them all.
+    pub fn take_prefetched_tally(&self, tally: crate::store::Tally) -> Option<Vec<Item>> {
+        let keys = tally.keys();
+        let items = self.target.as_deref()?.items.lock().ok()?;
+        if !keys.iter().all(|key| items.iter().any(|(read, _)| read == key)) {
+            return None;
+        }
+        drop(items);
+        Some(
+            keys.iter()
+                .filter_map(|key| self.take_prefetched(key).flatten())
+                .collect(),
+        )
     }
 }
 
@@ -216,9 +235,9 @@ pub fn token_hash(token: &str) -> String {
 pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     pub impersonate: Option<&'a str>,
-    /// The item the request's path names, read in the same request as the token, so that a
-    /// route reading its target waits for one round trip instead of two.
-    pub target: Option<&'a (String, String)>,
+    /// The items the request's path names (its target, or a list's tally), read in the same
+    /// request as the token, so that a route reading them waits for one round trip, not two.
+    pub target: &'a [(String, String)],
 }
 
 /// Reads the `Authorization` header the way DRF's TokenAuthentication does: another scheme (or
@@ -264,8 +283,10 @@ pub async fn authenticate(store: &Store, credentials: Credentials<'_>) -> Result
             .as_ref()
             .map(User::key),
     );
-    if let Some(target) = credentials.target.filter(|target| !keys.contains(target)) {
-        keys.push(target.clone());
+    for target in credentials.target {
+        if !keys.contains(target) {
+            keys.push(target.clone());
+        }
     }
     let fetched = Fetched::new(match keys.as_slice() {
         [(pk, sk)] => store.get_item(pk, sk).await?.into_iter().collect(),
@@ -288,10 +309,14 @@ pub async fn authenticate(store: &Store, credentials: Credentials<'_>) -> Result
         return Err(Error::NotAuthenticated("Token has expired.".into()));
     }
     record_use(store, &token, key, &now);
-    let target = credentials.target.map(|key| {
+    let target = (!credentials.target.is_empty()).then(|| {
+        let items = credentials
+            .target
+            .iter()
+            .map(|key| (key.clone(), fetched.peek_item(&key.0, &key.1).cloned()))
+            .collect();
         Arc::new(Prefetched {
-            item: std::sync::Mutex::new(Some(fetched.peek_item(&key.0, &key.1).cloned())),
-            key: key.clone(),
+            items: std::sync::Mutex::new(items),
         })
     });
     if token.is_staff

@@ -151,14 +151,14 @@ impl Access {
         }
         // So did the item the request's path names, when the route wants it (and it is not the
         // caller's own item, taken above).
-        let target = user
-            .target
-            .as_deref()
-            .filter(|target| wanted.contains(&target.key))
-            .and_then(|target| Some((target.key.clone(), user.take_prefetched(&target.key)?)));
-        if let Some((key, _)) = &target {
-            wanted.retain(|wanted| wanted != key);
-        }
+        let mut prefetched = Vec::new();
+        wanted.retain(|key| match user.take_prefetched(key) {
+            Some(item) => {
+                prefetched.extend(item);
+                false
+            }
+            None => true,
+        });
         let read = async {
             match wanted.as_slice() {
                 [] => Ok(Vec::new()),
@@ -167,7 +167,7 @@ impl Access {
             }
         };
         let (mut items, roles) = tokio::try_join!(read, cache.get(store))?;
-        items.extend(target.and_then(|(_, item)| item));
+        items.extend(prefetched);
         if let Some(own) = &user.own
             && keys.contains(&own_key)
         {

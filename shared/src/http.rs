@@ -97,8 +97,8 @@ pub struct ApiRequest {
     body: Vec<u8>,
     origin: String,
     source_ip: String,
-    /// The item the path names, read with the token (`Credentials::target`).
-    target: Option<(String, String)>,
+    /// The items the path names, read with the token (`Credentials::target`).
+    target: Vec<(String, String)>,
 }
 
 impl ApiRequest {
@@ -135,7 +135,7 @@ impl ApiRequest {
                 Body::Binary(bytes) => bytes,
                 _ => Vec::new(),
             },
-            target: None,
+            target: Vec::new(),
             origin,
             source_ip,
         }
@@ -151,27 +151,30 @@ impl ApiRequest {
         use crate::roles::ContentType;
         use crate::store::Tally;
         self.target = match self.segments().as_deref() {
-            Some(["api", "users"]) => Some(Tally::Users.key()),
-            Some(["api", "customers"]) => Some(Tally::Customers.key()),
-            Some(["api", "projects"]) => Some(Tally::Projects.key()),
-            Some(["api", "user-group-invitations"]) => Some(Tally::Invitations.key()),
-            Some(["api", "user-permission-requests"]) => Some(Tally::Requests.key()),
-            Some(["api", "customer-permissions-reviews"]) => Some(Tally::CustomerReviews.key()),
-            Some(["api", "project-permissions-reviews"]) => Some(Tally::ProjectReviews.key()),
-            Some(["api", collection, id, ..]) => Id::parse(id).and_then(|id| match *collection {
-                "customers" => Some((
-                    crate::scopes::partition(ContentType::Customer, &id),
-                    "#META".to_owned(),
-                )),
-                "projects" => Some((
-                    crate::scopes::partition(ContentType::Project, &id),
-                    "#META".to_owned(),
-                )),
-                "users" => Some(crate::users::User::key(&id)),
-                "roles" => Some(crate::roles::item_key(&id)),
-                _ => None,
-            }),
-            _ => None,
+            Some(["api", "users"]) => Tally::Users.keys(),
+            Some(["api", "customers"]) => Tally::Customers.keys(),
+            Some(["api", "projects"]) => Tally::Projects.keys(),
+            Some(["api", "user-group-invitations"]) => Tally::Invitations.keys(),
+            Some(["api", "user-permission-requests"]) => Tally::Requests.keys(),
+            Some(["api", "customer-permissions-reviews"]) => Tally::CustomerReviews.keys(),
+            Some(["api", "project-permissions-reviews"]) => Tally::ProjectReviews.keys(),
+            Some(["api", collection, id, ..]) => Id::parse(id)
+                .and_then(|id| match *collection {
+                    "customers" => Some((
+                        crate::scopes::partition(ContentType::Customer, &id),
+                        "#META".to_owned(),
+                    )),
+                    "projects" => Some((
+                        crate::scopes::partition(ContentType::Project, &id),
+                        "#META".to_owned(),
+                    )),
+                    "users" => Some(crate::users::User::key(&id)),
+                    "roles" => Some(crate::roles::item_key(&id)),
+                    _ => None,
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
         };
         self
     }
@@ -205,7 +208,7 @@ impl ApiRequest {
         crate::auth::Credentials {
             authorization: self.authorization(),
             impersonate: self.header("x-impersonated-user-uuid"),
-            target: self.target.as_ref(),
+            target: &self.target,
         }
     }
 

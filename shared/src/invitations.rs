@@ -318,7 +318,7 @@ pub async fn create(store: &Store, actor: &AuthUser, invitation: &Invitation, no
         &InvitationItem::new(invitation),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    tx.tally(Tally::Invitations, 1)?;
+    tx.tally(Tally::Invitations, 1);
     let event = Event {
         event_type: "group_invitation_created",
         subject: invitation_key(&invitation.uuid),
@@ -460,7 +460,7 @@ pub async fn delete(store: &Store, actor: &AuthUser, invitation: &Invitation, no
         "#META",
         Some(Expr::new("is_active = :no").value(":no", crate::store::b(false))),
     )?;
-    tx.tally(Tally::Invitations, -1)?;
+    tx.tally(Tally::Invitations, -1);
     let event = Event {
         event_type: "group_invitation_deleted",
         subject: invitation_key(&invitation.uuid),
@@ -500,7 +500,7 @@ pub async fn listing(
     order: Order,
     request: &PageRequest,
 ) -> Result<Page<Invitation>> {
-    let prefetched = caller.take_prefetched(&Tally::Invitations.key());
+    let prefetched = caller.take_prefetched_tally(Tally::Invitations);
     let page: Page<InvitationItem> = store
         .tallied_page(Tally::Invitations, order, request, prefetched)
         .await?;
@@ -612,7 +612,7 @@ pub async fn requests_listing(
     order: Order,
     request: &PageRequest,
 ) -> Result<Page<PermissionRequest>> {
-    let prefetched = caller.take_prefetched(&Tally::Requests.key());
+    let prefetched = caller.take_prefetched_tally(Tally::Requests);
     let page: Page<RequestItem> = store
         .tallied_page(Tally::Requests, order, request, prefetched)
         .await?;
@@ -799,7 +799,7 @@ pub async fn submit(
         &RequestItem::new(&request),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    tx.tally(Tally::Requests, 1)?;
+    tx.tally(Tally::Requests, 1);
     let invitation_active = still_active(&mut tx, invitation)?;
     let marker = if invitation.allow_multiple_requests {
         None
@@ -1168,7 +1168,7 @@ pub async fn delete_request(
         ),
     )?;
     delete_marker(&mut tx, request)?;
-    tx.tally(Tally::Requests, -1)?;
+    tx.tally(Tally::Requests, -1);
     let event = Event {
         event_type: "permission_request_deleted",
         subject: request_key(&request.uuid),

@@ -231,7 +231,7 @@ pub async fn listing(
     request: &PageRequest,
 ) -> Result<Page<Review>> {
     let tally = tally_of(scope_type);
-    let prefetched = caller.take_prefetched(&tally.key());
+    let prefetched = caller.take_prefetched_tally(tally);
     let page: Page<ReviewItem> = store.tallied_page(tally, order, request, prefetched).await?;
     Ok(page.map(|item| item.review))
 }
@@ -315,7 +315,7 @@ pub async fn open(
             .value(":since", s(time::storage(not_closed_since))),
         ),
     )?;
-    tx.tally(tally_of(scope.content_type()), 1)?;
+    tx.tally(tally_of(scope.content_type()), 1);
     let event = Event {
         event_type: "permission_review_created",
         subject: scope.partition(),

@@ -419,7 +419,7 @@ pub async fn customers_listing(
     caller: &AuthUser,
     request: &PageRequest,
 ) -> Result<Page<Customer>> {
-    let prefetched = caller.take_prefetched(&Tally::Customers.key());
+    let prefetched = caller.take_prefetched_tally(Tally::Customers);
     let page: Page<CustomerItem> = store
         .tallied_page(Tally::Customers, Order::Ascending, request, prefetched)
         .await?;
@@ -432,7 +432,7 @@ pub async fn projects_listing(
     caller: &AuthUser,
     request: &PageRequest,
 ) -> Result<Page<Project>> {
-    let prefetched = caller.take_prefetched(&Tally::Projects.key());
+    let prefetched = caller.take_prefetched_tally(Tally::Projects);
     let page: Page<ProjectItem> = store
         .tallied_page(Tally::Projects, Order::Ascending, request, prefetched)
         .await?;
@@ -594,7 +594,7 @@ pub async fn create_customer(
         &CustomerItem::new(&customer),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    tx.tally(Tally::Customers, 1)?;
+    tx.tally(Tally::Customers, 1);
     let message = format!("Organization {} has been created.", customer.name);
     audit::record(
         &mut tx,
@@ -690,7 +690,7 @@ pub async fn delete_customer(
                 .value(":zero", n(0)),
         ),
     )?;
-    tx.tally(Tally::Customers, -1)?;
+    tx.tally(Tally::Customers, -1);
     let message = format!("Organization {} has been deleted.", customer.name);
     audit::record(
         &mut tx,
@@ -760,7 +760,7 @@ pub fn add_project(
         &ProjectItem::new(project),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
-    tx.tally(Tally::Projects, 1)?;
+    tx.tally(Tally::Projects, 1);
     // The customer item once per transaction: a grant on the new project that brings a user
     // into the customer counts here (`joining_users`).
     let customer_index = tx.update(
@@ -815,11 +815,9 @@ pub fn add_imported_project(tx: &mut Transaction<'_>, project: &Project, now: &T
     Ok(index)
 }
 
-/// The counters an imported project moves: its customer's `project_count` and the projects'
-/// tally.
+/// The counter an imported project moves: its customer's `project_count`.
 pub fn project_import_counts(project: &Project) -> Counters {
     let mut counters = Counters::default();
-    counters.tally(Tally::Projects, 1);
     counters.add(
         &partition(ContentType::Customer, &project.customer_uuid),
         "#META",
@@ -888,7 +886,7 @@ pub async fn delete_project(
         "#META",
         Some(Expr::new("attribute_exists(PK) AND member_count = :zero").value(":zero", n(0))),
     )?;
-    tx.tally(Tally::Projects, -1)?;
+    tx.tally(Tally::Projects, -1);
     tx.update(
         &partition(ContentType::Customer, &project.customer_uuid),
         "#META",

@@ -285,48 +285,63 @@ impl Store {
         tally: Tally,
         order: Order,
         request: &PageRequest,
-        prefetched: Option<Option<Item>>,
+        prefetched: Option<Vec<Item>>,
     ) -> Result<Page<T>> {
         let (index, pk) = tally.index_partition();
         let total = self.tally(tally, prefetched);
         self.numbered_page((index, pk, order), request, total).await
     }
 
-    /// The length of a counted list: its counter item (`prefetched` where the request's first
-    /// read brought it, `Some(None)` if that found none), or, where none was ever written (a
-    /// table from before the counters, until `admin bootstrap --recount`), a counting Query.
-    pub async fn tally(&self, tally: Tally, prefetched: Option<Option<Item>>) -> Result<usize> {
-        let counted: Option<TallyItem> = match prefetched {
-            Some(item) => item.map(decode).transpose()?,
-            None => self.get(TALLY_PARTITION, tally.sort_key()).await?,
+    /// The length of a counted list: the sum of its counter items (`prefetched`: those the
+    /// request's first read found, where it read them), or, where none was ever written (a
+    /// table from before the tallies, until `admin bootstrap --recount`), a counting Query.
+    pub async fn tally(&self, tally: Tally, prefetched: Option<Vec<Item>>) -> Result<usize> {
+        let items = match prefetched {
+            Some(items) => items,
+            None => self.batch_get_items(&tally.keys()).await?,
         };
-        match counted {
-            Some(item) => Ok(usize::try_from(item.count).unwrap_or(0)),
-            None => {
-                let (index, pk) = tally.index_partition();
-                self.count_index(index, pk).await
-            }
+        if items.is_empty() {
+            let (index, pk) = tally.index_partition();
+            return self.count_index(index, pk).await;
         }
+        let mut total: i64 = 0;
+        for item in items {
+            total += decode::<TallyItem>(item)?.count;
+        }
+        Ok(usize::try_from(total).unwrap_or(0))
     }
 
-    /// Sets a counted list's counter to what its index holds now (a counting Query). For a table
-    /// written before the counters existed; writes racing with it would be miscounted.
+    /// Sets a counted list's counter items to what its index holds now (a counting Query),
+    /// where their sum differs: the count in the first, 0 in the others. For a table written
+    /// before the tallies existed, and after an import; writes racing with it would be
+    /// miscounted.
     pub async fn recount_tally(&self, tally: Tally) -> Result<usize> {
         let (index, pk) = tally.index_partition();
-        let count = self.count_index(index, pk).await?;
-        let item = TallyItem {
-            pk: TALLY_PARTITION.into(),
-            sk: tally.sort_key().into(),
-            entity: "tally".into(),
-            count: i64::try_from(count).unwrap_or(i64::MAX),
-        };
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(encode(&item)?))
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        let keys = tally.keys();
+        let (count, shards) = tokio::try_join!(self.count_index(index, pk), self.batch_get_items(&keys))?;
+        let mut recorded: i64 = 0;
+        for shard in &shards {
+            recorded += decode::<TallyItem>(shard.clone())?.count;
+        }
+        if !shards.is_empty() && usize::try_from(recorded).ok() == Some(count) {
+            return Ok(count);
+        }
+        let items: Vec<TallyItem> = tally
+            .keys()
+            .into_iter()
+            .enumerate()
+            .map(|(shard, (pk, sk))| TallyItem {
+                pk,
+                sk,
+                entity: "tally".into(),
+                count: if shard == 0 {
+                    i64::try_from(count).unwrap_or(i64::MAX)
+                } else {
+                    0
+                },
+            })
+            .collect();
+        self.batch_put(&items).await?;
         Ok(count)
     }
 
@@ -472,6 +487,7 @@ impl Store {
         Transaction {
             store: self,
             actions: Vec::new(),
+            tallies: std::collections::BTreeMap::new(),
         }
     }
 
@@ -723,8 +739,12 @@ impl Expr {
 /// The partition of the counters of whole lists (`X-Result-Count` without reading the list).
 pub const TALLY_PARTITION: &str = "COUNTS";
 
-/// A list whose length a counter item keeps (`COUNTS` / the list), moved by `ADD` in the
-/// transaction of every change that puts an item into its index partition or takes one out.
+/// How many counter items each tally is spread over.
+pub const TALLY_SHARDS: usize = 16;
+
+/// A list whose length counter items keep (`COUNTS` / `<the list>#<shard>`, summed), moved by
+/// `ADD` in the transaction of every change that puts an item into its index partition or
+/// takes one out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tally {
     Users,
@@ -747,9 +767,14 @@ impl Tally {
         Tally::ProjectReviews,
     ];
 
-    /// The key of its counter item.
-    pub fn key(self) -> (String, String) {
-        (TALLY_PARTITION.to_owned(), self.sort_key().to_owned())
+    /// The key of one of its counter items.
+    pub fn shard_key(self, shard: usize) -> (String, String) {
+        (TALLY_PARTITION.to_owned(), format!("{}#{shard}", self.sort_key()))
+    }
+
+    /// The keys of all its counter items, whose counts add up to the list's length.
+    pub fn keys(self) -> Vec<(String, String)> {
+        (0..TALLY_SHARDS).map(|shard| self.shard_key(shard)).collect()
     }
 
     pub fn sort_key(self) -> &'static str {
@@ -788,8 +813,7 @@ struct TallyItem {
 
 /// Counter changes of several objects written in one transaction, merged so that each counter
 /// item is updated once (a transaction may touch an item only once): per item one `ADD` of every
-/// attribute's total, conditioned on the item existing (a list's tally is made by its first
-/// `ADD`). Zero totals write nothing.
+/// attribute's total, conditioned on the item existing. Zero totals write nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters(std::collections::BTreeMap<(String, String), std::collections::BTreeMap<String, i64>>);
 
@@ -800,11 +824,6 @@ impl Counters {
         }
         let item = self.0.entry((pk.to_owned(), sk.to_owned())).or_default();
         *item.entry(attribute.to_owned()).or_default() += delta;
-    }
-
-    /// Moves a list's tally (`Tally`).
-    pub fn tally(&mut self, tally: Tally, delta: i64) {
-        self.add(TALLY_PARTITION, tally.sort_key(), "count", delta);
     }
 
     pub fn merge(&mut self, other: &Counters) {
@@ -847,13 +866,7 @@ impl Counters {
                     .name(&format!("#c{i}"), attribute)
                     .value(&format!(":c{i}"), n(*delta));
             }
-            let condition = if pk == TALLY_PARTITION {
-                update = update.and_set("entity = :entity").value(":entity", s("tally"));
-                None
-            } else {
-                Some(Expr::new("attribute_exists(PK)"))
-            };
-            let index = tx.update(pk, sk, update, condition)?;
+            let index = tx.update(pk, sk, update, Some(Expr::new("attribute_exists(PK)")))?;
             written.push((index, (pk.clone(), sk.clone())));
         }
         Ok(written)
@@ -889,6 +902,9 @@ pub const MAX_ACTIONS: usize = 100;
 pub struct Transaction<'a> {
     store: &'a Store,
     actions: Vec<TransactWriteItem>,
+    /// The tallies the transaction moves, merged: written at commit, one action each (after
+    /// every other, so that no index of `TxError::ConditionFailed` moves).
+    tallies: std::collections::BTreeMap<Tally, i64>,
 }
 
 impl Transaction<'_> {
@@ -923,18 +939,33 @@ impl Transaction<'_> {
         self.push(TransactWriteItem::builder().update(action).build())
     }
 
-    /// Moves a list's tally by `delta` (unconditioned: the first change of a new table makes it).
-    pub fn tally(&mut self, tally: Tally, delta: i64) -> Result<usize> {
-        self.update(
-            TALLY_PARTITION,
-            tally.sort_key(),
-            Expr::new("ADD #count :delta")
-                .and_set("entity = :entity")
-                .name("#count", "count")
-                .value(":entity", s("tally"))
-                .value(":delta", n(delta)),
-            None,
-        )
+    /// Moves a list's tally by `delta`, at commit (merged with the transaction's other moves of
+    /// it: an item is touched once). The `ADD` goes to one of the tally's shards, chosen at
+    /// random, so that concurrent transactions rarely meet on one item; it is unconditioned, so
+    /// a new table's first change makes the shard.
+    pub fn tally(&mut self, tally: Tally, delta: i64) {
+        *self.tallies.entry(tally).or_default() += delta;
+    }
+
+    fn add_tallies(&mut self) -> Result<()> {
+        for (tally, delta) in std::mem::take(&mut self.tallies) {
+            if delta == 0 {
+                continue;
+            }
+            let shard = usize::from(uuid::Uuid::new_v4().as_bytes()[0]) % TALLY_SHARDS;
+            let (pk, sk) = tally.shard_key(shard);
+            self.update(
+                &pk,
+                &sk,
+                Expr::new("ADD #count :delta")
+                    .and_set("entity = :entity")
+                    .name("#count", "count")
+                    .value(":entity", s("tally"))
+                    .value(":delta", n(delta)),
+                None,
+            )?;
+        }
+        Ok(())
     }
 
     pub fn delete(&mut self, pk: &str, sk: &str, condition: Option<Expr>) -> Result<usize> {
@@ -978,7 +1009,8 @@ impl Transaction<'_> {
 
     /// Commits, retrying with jittered backoff while DynamoDB cancels the transaction for a
     /// conflict with another one in flight (the counters make those common under load).
-    pub async fn commit(self) -> Result<(), TxError> {
+    pub async fn commit(mut self) -> Result<(), TxError> {
+        self.add_tallies().map_err(TxError::Store)?;
         // One token for every attempt of this transaction: an attempt that committed but whose
         // answer was lost (a timeout, a broken connection) is answered as committed when it is
         // sent again, never as the failure of its own conditions.

@@ -277,7 +277,7 @@ pub async fn create(store: &Store, actor: Option<&AuthUser>, new: NewUser, now: 
     let not_exists = || Some(Expr::new("attribute_not_exists(PK)"));
     let mut tx = store.transaction();
     tx.put(&UserItem::new(user.clone()), not_exists())?;
-    tx.tally(Tally::Users, 1)?;
+    tx.tally(Tally::Users, 1);
     let username_marker = tx.put(
         &UniqueMarker {
             pk: format!("USERNAME#{username}"),
@@ -857,7 +857,7 @@ pub async fn all(store: &Store) -> Result<Vec<User>> {
 /// A page of all users by username, with the count: one Query that stops after the page,
 /// beside the users' tally (which the caller's credentials may have read already).
 pub async fn listing(store: &Store, caller: &AuthUser, request: &PageRequest) -> Result<Page<User>> {
-    let prefetched = caller.take_prefetched(&Tally::Users.key());
+    let prefetched = caller.take_prefetched_tally(Tally::Users);
     let page: Page<UserItem> = store
         .tallied_page(Tally::Users, Order::Ascending, request, prefetched)
         .await?;
@@ -1150,7 +1150,7 @@ pub async fn delete(store: &Store, actor: &AuthUser, user: &User, now: &Timestam
     let unchanged = || Expr::new("username = :name").value(":name", s(user.username.as_str()));
     // What closing the user removes: the token, the name markers and its place in the user list.
     let close = |tx: &mut Transaction<'_>| -> Result<()> {
-        tx.tally(Tally::Users, -1)?;
+        tx.tally(Tally::Users, -1);
         if let Some(hash) = &user.token_hash {
             let (token_pk, token_sk) = TokenItem::key(hash);
             tx.delete(&token_pk, &token_sk, None)?;

@@ -131,8 +131,8 @@ struct Sent {
     operation: String,
     sent: Instant,
     answered: Option<Instant>,
-    /// How many items (or keys) the answer carried: a Query's `Count`, a BatchGetItem's items.
-    items: usize,
+    /// How many items (or keys) a Query's answer carried.
+    queried: usize,
 }
 
 /// Which request of `RoundTrips` an SDK call's interceptor hooks belong to.
@@ -156,12 +156,12 @@ impl RoundTrips {
             .collect()
     }
 
-    /// How many items (or keys) the answers since `mark` carried: what a list read, however
-    /// few requests it took.
-    pub fn items_since(&self, mark: usize) -> usize {
+    /// How many items (or keys) the Queries since `mark` returned: what a list read of its
+    /// partitions, however few requests it took.
+    pub fn queried_since(&self, mark: usize) -> usize {
         self.operations.lock().unwrap()[mark..]
             .iter()
-            .map(|sent| sent.items)
+            .map(|sent| sent.queried)
             .sum()
     }
 
@@ -221,7 +221,7 @@ impl Intercept for RoundTrips {
             operation,
             sent: Instant::now(),
             answered: None,
-            items: 0,
+            queried: 0,
         });
         self.count.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -247,30 +247,18 @@ impl Intercept for RoundTrips {
         _components: &RuntimeComponents,
         config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        use aws_sdk_dynamodb::operation::{
-            batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput,
-        };
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
         let Ok(output) = context.output_or_error() else {
             return Ok(());
         };
-        let items = if let Some(query) = output.downcast_ref::<QueryOutput>() {
-            usize::try_from(query.count).unwrap_or(0)
-        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
-            batch
-                .responses
-                .iter()
-                .flat_map(|tables| tables.values())
-                .map(Vec::len)
-                .sum()
-        } else if let Some(get) = output.downcast_ref::<GetItemOutput>() {
-            usize::from(get.item.is_some())
-        } else {
-            0
+        let Some(query) = output.downcast_ref::<QueryOutput>() else {
+            return Ok(());
         };
+        let items = usize::try_from(query.count).unwrap_or(0);
         if let Some(SentIndex(index)) = config.load::<SentIndex>().cloned()
             && let Some(sent) = self.operations.lock().unwrap().get_mut(index)
         {
-            sent.items = items;
+            sent.queried = items;
         }
         Ok(())
     }

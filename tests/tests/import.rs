@@ -247,7 +247,11 @@ fn imported_state(items: Vec<Value>, api: &TestApi) -> Vec<String> {
     let admin = api.admin.uuid.to_string();
     let mut state: Vec<String> = items
         .into_iter()
-        .filter(|item| !item.to_string().contains(&admin) && item["PK"] != "COUNTER")
+        // The counters of ids and the lists' tallies are spread differently by design (ids in
+        // blocks, tallies over shards); the consistency check compares the tallies' sums.
+        .filter(|item| {
+            !item.to_string().contains(&admin) && item["PK"] != "COUNTER" && item["PK"] != "COUNTS"
+        })
         .map(|mut item| {
             if let Some(object) = item.as_object_mut() {
                 object.remove("sealed");

@@ -196,7 +196,7 @@ async fn an_owners_pages_cost_the_same_whatever_the_project_count() {
 
 /// Staff over a table with 12 and with 50 users, customers and projects (each project with an
 /// invitation, and a request through it): page 1 of each list, and a deep page, costs the same
-/// requests and reads the same items (a Query that stops after the page, beside the list's
+/// requests and queries the same items (a Query that stops after the page, beside the list's
 /// tally), in the list's order, and the counts are the table's.
 #[tokio::test]
 async fn staff_pages_cost_the_same_whatever_the_table_holds() {
@@ -244,7 +244,7 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
         for list in LISTS {
             let mark = api.round_trips.count();
             let (page, cost) = api.counted("GET", list, Some(&admin), None).await;
-            let items = api.round_trips.items_since(mark);
+            let queried = api.round_trips.queried_since(mark);
             assert_eq!(page.status, 200, "{list}: {}", page.text);
             // The users are the admin and the ones made here.
             let expected = if list.starts_with("/api/users/") {
@@ -285,12 +285,12 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
                 };
                 assert!(keys[0].trim_matches('"').ends_with(first), "{list}: {keys:?}");
             }
-            pages.push((list, cost, items));
+            pages.push((list, cost, queried));
         }
         costs.push(pages);
     }
     assert_eq!(
         costs[0], costs[1],
-        "requests and items read for page 1 and page 3 over 12 and 50 rows"
+        "requests and items queried for page 1 and page 3 over 12 and 50 rows"
     );
 }

@@ -12,7 +12,7 @@ use crate::invitations::{self, Invitation, PermissionRequest};
 use crate::reviews::{self, Review};
 use crate::roles::{self, Role};
 use crate::scopes::{self, Customer, Project, Scope};
-use crate::store::{Counters, MAX_ACTIONS, Store, Tally, Transaction, TxError};
+use crate::store::{Counters, MAX_ACTIONS, Store, Transaction, TxError};
 use crate::time::Timestamp;
 use crate::users::{self, ImportedToken, User};
 
@@ -64,14 +64,7 @@ impl Write {
 
     fn counters(&self) -> Counters {
         match self {
-            Write::Customer(_) => tallied(Tally::Customers, 1),
             Write::Project(project) => scopes::project_import_counts(project),
-            Write::User(..) => tallied(Tally::Users, 1),
-            Write::Invitation(_) => tallied(Tally::Invitations, 1),
-            Write::Request(..) => tallied(Tally::Requests, 1),
-            Write::Reviews(scope, reviews) => {
-                tallied(reviews::tally_of(scope.content_type()), reviews.len() as i64)
-            }
             Write::Grants(user, members) => grants::import_counts(user, members),
             _ => Counters::default(),
         }
@@ -195,13 +188,6 @@ pub(super) async fn apply(
         }
     }
     Ok(applied)
-}
-
-/// A list's tally moved by `delta`, as an import's counters.
-fn tallied(tally: Tally, delta: i64) -> Counters {
-    let mut counters = Counters::default();
-    counters.tally(tally, delta);
-    counters
 }
 
 /// Groups writes into transactions of at most `MAX_ACTIONS` actions, their counters merged.

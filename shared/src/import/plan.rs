@@ -15,7 +15,7 @@ use crate::invitations::{self, Invitation, PermissionRequest, State};
 use crate::reviews::{self, Review};
 use crate::roles::{self, ContentType, Role};
 use crate::scopes::{self, Customer, Project, Scope};
-use crate::store::{Item, Store};
+use crate::store::{Item, Store, Tally};
 use crate::time::{self, Timestamp};
 use crate::users::{self, User};
 
@@ -114,6 +114,13 @@ impl<'a> Import<'a> {
         self.invitations().await?;
         self.requests().await?;
         self.reviews().await?;
+        if !self.options.dry_run {
+            // The lists' tallies are not moved by the import's transactions (eight at a time
+            // would all meet on them): they are counted once it has written everything.
+            for tally in Tally::ALL {
+                self.store.recount_tally(tally).await?;
+            }
+        }
         self.credentials_note();
         self.report.notes.extend(snapshot.notes.iter().cloned());
         Ok(self.report)
