@@ -14,10 +14,11 @@ use crate::audit::{self, Event};
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::ids::Id;
+use crate::page::{Order, Page, PageRequest, PageSelector};
 use crate::roles::{self, ContentType, Role};
 use crate::scopes::{self, Scope};
 use crate::store::{
-    Counters, Expr, Item, Store, Transaction, TxError, decode, encode_value, n, s, sdk_error,
+    Counters, Expr, Item, Store, Tally, Transaction, TxError, decode, encode_value, n, s, sdk_error,
 };
 use crate::time::{self, Timestamp};
 use crate::users::User;
@@ -576,6 +577,7 @@ pub fn add_grant(
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    tx.tally(rows_tally(grant.scope_type, false), 1);
     let counted = CustomerCount::of(new.user, &grant.customer_uuid, 1);
     let (update, condition) = counted.user_change(
         Expr::new("SET held.#role = :held")
@@ -758,6 +760,7 @@ pub async fn import(
         .filter(|u| CustomerCount::of(u, &scope.customer_uuid(), 1).users_delta() == 1)
         .count() as i64;
     let mut tx = store.transaction();
+    tx.tally(rows_tally(scope.content_type(), false), users.len() as i64);
     let exists = || Some(Expr::new("attribute_exists(PK)"));
     if scope.content_type() == ContentType::Customer {
         tx.update(
@@ -1020,6 +1023,7 @@ async fn replace_expired(
         &MemberItem::new(&member),
         Some(Expr::new("attribute_not_exists(PK)")),
     )?;
+    tx.tally(rows_tally(grant.scope_type, false), 1);
     hold(&mut tx, &grant)?;
     // The old grant had an expiration (it has passed); the new one may have none.
     let expiring = i64::from(grant.expiration_time.is_some()) - 1;
@@ -1230,7 +1234,19 @@ fn end_member(tx: &mut Transaction<'_>, member: &Member, now: &Timestamp) -> Res
         ..member.clone()
     };
     tx.put(&MemberItem::past(&ended), None)?;
+    tx.tally(rows_tally(member.grant.scope_type, false), -1);
+    tx.tally(rows_tally(member.grant.scope_type, true), 1);
     Ok(())
+}
+
+/// The tally of one scope type's member rows: the live grants, or with `ended` the history.
+pub fn rows_tally(scope_type: ContentType, ended: bool) -> Tally {
+    match (scope_type, ended) {
+        (ContentType::Customer, false) => Tally::CustomerGrants,
+        (ContentType::Customer, true) => Tally::CustomerPastGrants,
+        (_, false) => Tally::ProjectGrants,
+        (_, true) => Tally::ProjectPastGrants,
+    }
 }
 
 /// Moves the grants of a project to another customer inside a transaction: every live grant's
@@ -1604,6 +1620,53 @@ pub fn sort_members(members: &mut [Member], ordering: &[(String, bool)], role_na
             if *descending { order.reverse() } else { order }
         });
     }
+}
+
+/// Whether some grant's expiration time has passed and the sweeper has not ended it yet: its
+/// member row still reads as live (one Query of one key).
+pub async fn any_unswept_expiry(store: &Store, now: &Timestamp) -> Result<bool> {
+    let below = time::storage(now);
+    let (items, _) = store
+        .index_page::<UserSideItem>("GSI1", "GRANT_EXPIRY", Some(&below), 1, None)
+        .await?;
+    Ok(!items.is_empty())
+}
+
+/// A page of the member rows of `scope_types` (with `history`, their ended rows too), as staff
+/// list them: merged in `order` of creation and counted by their tallies (which the caller's
+/// credentials may have read already).
+pub async fn rows_listing(
+    store: &Store,
+    caller: &AuthUser,
+    scope_types: &[ContentType],
+    history: bool,
+    order: Order,
+    request: &PageRequest,
+) -> Result<Page<Member>> {
+    let tallies: Vec<Tally> = scope_types
+        .iter()
+        .flat_map(|t| std::iter::once(rows_tally(*t, false)).chain(history.then(|| rows_tally(*t, true))))
+        .collect();
+    let partitions: Vec<&str> = tallies.iter().map(|t| t.index_partition().1).collect();
+    let counts: Vec<_> = tallies
+        .iter()
+        .map(|tally| store.tally(*tally, caller.take_prefetched_tally(*tally)))
+        .collect();
+    let total = async { Ok::<usize, Error>(futures::future::try_join_all(counts).await?.into_iter().sum()) };
+    let read =
+        |number: usize| store.merged_page_at::<MemberItem>("GSI3", &partitions, order, number, request.size);
+    let (items, total, number) = match request.selector {
+        PageSelector::Number(number) => {
+            let (items, total) = tokio::try_join!(read(number), total)?;
+            (items, total, number)
+        }
+        PageSelector::Last => {
+            let total = total.await?;
+            let number = total.div_ceil(request.size).max(1);
+            (read(number).await?, total, number)
+        }
+    };
+    Ok(Page::numbered(items, number, request.size, total)?.map(|item| item.member))
 }
 
 /// One page of grants whose expiration time is before `now` (the sweeper's scan; the expiry

@@ -145,7 +145,7 @@ impl ApiRequest {
     /// Names the item of `/api/<collection>/<uuid>/…` for the collections whose routes read
     /// their target first (customers, projects, users, roles), and the tally of the lists
     /// whose staff pages are counted by one (users, customers, projects, invitations,
-    /// requests, reviews).
+    /// requests, reviews, permissions).
     fn with_target(mut self) -> Self {
         use crate::ids::Id;
         use crate::roles::ContentType;
@@ -158,6 +158,17 @@ impl ApiRequest {
             Some(["api", "user-permission-requests"]) => Tally::Requests.keys(),
             Some(["api", "customer-permissions-reviews"]) => Tally::CustomerReviews.keys(),
             Some(["api", "project-permissions-reviews"]) => Tally::ProjectReviews.keys(),
+            Some(["api", "customer-permissions"]) => Tally::CustomerGrants.keys(),
+            Some(["api", "project-permissions"]) => Tally::ProjectGrants.keys(),
+            Some(["api", "user-permissions"]) => [
+                Tally::CustomerGrants,
+                Tally::ProjectGrants,
+                Tally::CustomerPastGrants,
+                Tally::ProjectPastGrants,
+            ]
+            .into_iter()
+            .flat_map(Tally::keys)
+            .collect(),
             Some(["api", collection, id, ..]) => Id::parse(id)
                 .and_then(|id| match *collection {
                     "customers" => Some((

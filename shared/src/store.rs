@@ -195,45 +195,135 @@ impl Store {
         number: usize,
         size: usize,
     ) -> Result<Vec<T>> {
-        let query = || {
-            self.index_query(index, pk)
-                .scan_index_forward(order == Order::Ascending)
+        let skip = number.saturating_sub(1).saturating_mul(size);
+        let start = match self.index_keys(index, pk, order, skip, None).await? {
+            (keys, Some(last)) if keys.len() == skip => Some(last),
+            // The partition ended before the page.
+            (keys, _) if keys.len() < skip || skip > 0 => return Ok(Vec::new()),
+            _ => None,
         };
-        let mut to_skip = number.saturating_sub(1).saturating_mul(size);
-        let mut start: Option<Item> = None;
-        while to_skip > 0 {
-            let output = query()
+        self.index_items(index, pk, order, size, start)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// The first `count` keys (the table's and the index's key attributes) of an index
+    /// partition in `order`, from `start`, and the key to go on from, if any.
+    async fn index_keys(
+        &self,
+        index: &str,
+        pk: &str,
+        order: Order,
+        count: usize,
+        mut start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut keys = Vec::new();
+        while keys.len() < count {
+            let output = self
+                .index_query(index, pk)
+                .scan_index_forward(order == Order::Ascending)
                 .projection_expression("PK, SK, #pk, #sk")
                 .expression_attribute_names("#sk", format!("{index}SK"))
-                .limit(i32::try_from(to_skip).unwrap_or(i32::MAX))
+                .limit(i32::try_from(count - keys.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            to_skip = to_skip.saturating_sub(usize::try_from(output.count).unwrap_or(0));
+            keys.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key.filter(|key| !key.is_empty()) {
                 Some(key) => start = Some(key),
-                // The partition ended before the page.
-                None => return Ok(Vec::new()),
+                None => break,
             }
         }
+        Ok((keys, start))
+    }
+
+    /// The first `count` items of an index partition in `order`, from `start`.
+    async fn index_items(
+        &self,
+        index: &str,
+        pk: &str,
+        order: Order,
+        count: usize,
+        mut start: Option<Item>,
+    ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
-        while items.len() < size {
-            let output = query()
-                .limit(i32::try_from(size - items.len()).unwrap_or(i32::MAX))
+        while items.len() < count {
+            let output = self
+                .index_query(index, pk)
+                .scan_index_forward(order == Order::Ascending)
+                .limit(i32::try_from(count - items.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                items.push(decode(item)?);
-            }
+            items.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key.filter(|key| !key.is_empty()) {
                 Some(key) => start = Some(key),
                 None => break,
             }
         }
         Ok(items)
+    }
+
+    /// Page `number` (of `size`) of several partitions of one index taken as one list, merged
+    /// in `order` of their sort key. Page 1 is one Query of `size` items per partition, all at
+    /// once; a deeper page k reads k × size keys of each (concurrently), picks the page's keys
+    /// from their merge and reads those items (one BatchGetItem).
+    pub async fn merged_page_at<T: DeserializeOwned>(
+        &self,
+        index: &str,
+        partitions: &[&str],
+        order: Order,
+        number: usize,
+        size: usize,
+    ) -> Result<Vec<T>> {
+        let sort_key = format!("{index}SK");
+        let by_sort_key = |a: &Item, b: &Item| {
+            let key = |item: &Item| item.get(&sort_key).and_then(|v| v.as_s().ok()).cloned();
+            let ordering = key(a).cmp(&key(b));
+            if order == Order::Ascending {
+                ordering
+            } else {
+                ordering.reverse()
+            }
+        };
+        let skip = number.saturating_sub(1).saturating_mul(size);
+        let mut page = if skip == 0 {
+            let reads = partitions
+                .iter()
+                .map(|pk| self.index_items(index, pk, order, size, None))
+                .collect();
+            let mut items: Vec<Item> = concurrently(reads).await?.into_iter().flatten().collect();
+            items.sort_by(by_sort_key);
+            items.truncate(size);
+            items
+        } else {
+            let reads = partitions
+                .iter()
+                .map(|pk| self.index_keys(index, pk, order, skip + size, None))
+                .collect();
+            let mut keys: Vec<Item> = concurrently(reads)
+                .await?
+                .into_iter()
+                .flat_map(|(keys, _)| keys)
+                .collect();
+            keys.sort_by(by_sort_key);
+            let wanted: Vec<(String, String)> = keys
+                .iter()
+                .skip(skip)
+                .take(size)
+                .filter_map(|key| {
+                    let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+                    Some((text("PK")?, text("SK")?))
+                })
+                .collect();
+            self.batch_get_items(&wanted).await?
+        };
+        page.sort_by(by_sort_key);
+        page.into_iter().map(decode).collect()
     }
 
     /// A page of a list kept in index order whose length is known without reading it (a
@@ -754,10 +844,15 @@ pub enum Tally {
     Requests,
     CustomerReviews,
     ProjectReviews,
+    /// The live grants on customers, and below on projects; then the ended ones (history).
+    CustomerGrants,
+    ProjectGrants,
+    CustomerPastGrants,
+    ProjectPastGrants,
 }
 
 impl Tally {
-    pub const ALL: [Tally; 7] = [
+    pub const ALL: [Tally; 11] = [
         Tally::Users,
         Tally::Customers,
         Tally::Projects,
@@ -765,6 +860,10 @@ impl Tally {
         Tally::Requests,
         Tally::CustomerReviews,
         Tally::ProjectReviews,
+        Tally::CustomerGrants,
+        Tally::ProjectGrants,
+        Tally::CustomerPastGrants,
+        Tally::ProjectPastGrants,
     ];
 
     /// The key of one of its counter items.
@@ -786,6 +885,10 @@ impl Tally {
             Tally::Requests => "REQUESTS",
             Tally::CustomerReviews => "CUSTOMER_REVIEWS",
             Tally::ProjectReviews => "PROJECT_REVIEWS",
+            Tally::CustomerGrants => "GRANTS#customer",
+            Tally::ProjectGrants => "GRANTS#project",
+            Tally::CustomerPastGrants => "PAST_GRANTS#customer",
+            Tally::ProjectPastGrants => "PAST_GRANTS#project",
         }
     }
 
@@ -795,7 +898,11 @@ impl Tally {
         let index = match self {
             Tally::Users | Tally::Customers => "GSI1",
             Tally::Projects | Tally::Invitations | Tally::CustomerReviews | Tally::ProjectReviews => "GSI2",
-            Tally::Requests => "GSI3",
+            Tally::Requests
+            | Tally::CustomerGrants
+            | Tally::ProjectGrants
+            | Tally::CustomerPastGrants
+            | Tally::ProjectPastGrants => "GSI3",
         };
         (index, self.sort_key())
     }

@@ -194,26 +194,33 @@ async fn an_owners_pages_cost_the_same_whatever_the_project_count() {
     assert_eq!(costs[0], costs[1], "page 1 as the owner of 1 and of 50 projects");
 }
 
-/// Staff over a table with 12 and with 50 users, customers and projects (each project with an
-/// invitation, and a request through it): page 1 of each list, and a deep page, costs the same
-/// requests and queries the same items (a Query that stops after the page, beside the list's
-/// tally), in the list's order, and the counts are the table's.
+/// Staff over a table with 24 and with 50 users, customers and projects (each project with an
+/// invitation and a request through it, each user with a role in the customer and one in the
+/// project, half the customer roles ended): page 1 of each list, and a deep page, costs the
+/// same requests and queries the same items (one Query per index partition that stops after the
+/// page, beside the list's tally), in the list's order, and the counts are the table's.
 #[tokio::test]
 async fn staff_pages_cost_the_same_whatever_the_table_holds() {
-    const LISTS: [&str; 10] = [
+    const LISTS: [&str; 16] = [
         "/api/users/",
         "/api/customers/",
         "/api/projects/",
         "/api/user-group-invitations/",
         "/api/user-permission-requests/",
+        "/api/customer-permissions/",
+        "/api/project-permissions/",
+        "/api/user-permissions/",
         "/api/users/?page=3&page_size=2",
         "/api/customers/?page=3&page_size=2",
         "/api/projects/?page=3&page_size=2",
         "/api/user-group-invitations/?page=3&page_size=2&o=created",
         "/api/user-permission-requests/?page=3&page_size=2&o=-created",
+        "/api/customer-permissions/?page=3&page_size=2",
+        "/api/project-permissions/?page=3&page_size=2",
+        "/api/user-permissions/?page=3&page_size=2",
     ];
     let mut costs = Vec::new();
-    for rows in [12, 50] {
+    for rows in [24, 50] {
         let api = TestApi::new().await;
         let admin = api.admin_token.clone();
         let role = api
@@ -225,7 +232,7 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
             let (_, project) = api
                 .customer_with_project(&format!("Org {i:02}"), &format!("P {i:02}"))
                 .await;
-            let (_, token) = api.user(&format!("u{i:02}"), false, false).await;
+            let (holder, token) = api.user(&format!("u{i:02}"), false, false).await;
             let body = json!({"scope": project["url"], "role": role});
             let invitation = api
                 .call("POST", "/api/user-group-invitations/", Some(&admin), Some(body))
@@ -237,6 +244,19 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
             );
             let request = api.call("POST", &submit, Some(&token), None).await;
             assert!(request.status < 300, "{}", request.text);
+            // A role in the customer and one in the project; every other customer role ended.
+            let (customer_path, project_path) = (
+                format!("/api/customers/{}/", project["customer_uuid"].as_str().unwrap()),
+                format!("/api/projects/{}/", project["uuid"].as_str().unwrap()),
+            );
+            api.grant(&customer_path, &holder.uuid, "CUSTOMER.SUPPORT").await;
+            api.grant(&project_path, &holder.uuid, "PROJECT.MEMBER").await;
+            if i % 2 == 0 {
+                let body = json!({"user": holder.uuid, "role": "CUSTOMER.SUPPORT"});
+                let path = format!("{customer_path}delete_user/");
+                let revoked = api.call("POST", &path, Some(&admin), Some(body)).await;
+                assert!(revoked.status < 300, "{}", revoked.text);
+            }
         }
         // The role cache is warm for every list alike.
         api.call("GET", "/api/roles/", Some(&admin), None).await;
@@ -246,11 +266,12 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
             let (page, cost) = api.counted("GET", list, Some(&admin), None).await;
             let queried = api.round_trips.queried_since(mark);
             assert_eq!(page.status, 200, "{list}: {}", page.text);
-            // The users are the admin and the ones made here.
-            let expected = if list.starts_with("/api/users/") {
-                rows + 1
-            } else {
-                rows
+            // The users are the admin and the ones made here; half the customer roles ended.
+            let expected = match list.split('?').next().unwrap() {
+                "/api/users/" => rows + 1,
+                "/api/customer-permissions/" => rows / 2,
+                "/api/user-permissions/" => 2 * rows,
+                _ => rows,
             };
             assert_eq!(
                 page.header("x-result-count"),
@@ -267,6 +288,8 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
                 "/api/users/" => (rows_of("username"), false),
                 "/api/user-group-invitations/" => (rows_of("created"), !list.contains("o=created")),
                 "/api/user-permission-requests/" => (rows_of("created"), true),
+                "/api/customer-permissions/" | "/api/project-permissions/" => (rows_of("created"), true),
+                "/api/user-permissions/" => (rows_of("created"), false),
                 _ => (rows_of("name"), false),
             };
             let deep = list.contains("page=3");
@@ -277,7 +300,8 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
                 sorted.reverse();
             }
             assert_eq!(keys, sorted, "{list} in its order");
-            if deep && !list.contains("o=") {
+            let by_name = ["/api/users/", "/api/customers/", "/api/projects/"];
+            if deep && by_name.iter().any(|named| list.starts_with(named)) && !list.contains("o=") {
                 let first = if list.starts_with("/api/users/") {
                     "u03"
                 } else {
@@ -291,6 +315,6 @@ async fn staff_pages_cost_the_same_whatever_the_table_holds() {
     }
     assert_eq!(
         costs[0], costs[1],
-        "requests and items queried for page 1 and page 3 over 12 and 50 rows"
+        "requests and items queried for page 1 and page 3 over 24 and 50 rows"
     );
 }
