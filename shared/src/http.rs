@@ -142,10 +142,10 @@ impl ApiRequest {
         .with_target()
     }
 
-    /// Names the item of `/api/<collection>/<uuid>/…` for the collections whose routes read
-    /// their target first (customers, projects, users, roles), and the tally of the lists
-    /// whose staff pages are counted by one (users, customers, projects, invitations,
-    /// requests, reviews, permissions).
+    /// Names the items a request's route reads first, for the token's read to bring them: the
+    /// item of `/api/<collection>/<uuid>/…` (customers, projects, users, roles, invitations,
+    /// requests, reviews), and the tally of the lists whose staff pages are counted by one
+    /// (users, customers, projects, invitations, requests, reviews, permissions).
     fn with_target(mut self) -> Self {
         use crate::ids::Id;
         use crate::roles::ContentType;
@@ -181,6 +181,11 @@ impl ApiRequest {
                     )),
                     "users" => Some(crate::users::User::key(&id)),
                     "roles" => Some(crate::roles::item_key(&id)),
+                    "user-group-invitations" => Some(crate::invitations::invitation_item_key(&id)),
+                    "user-permission-requests" => Some(crate::invitations::request_item_key(&id)),
+                    "customer-permissions-reviews" | "project-permissions-reviews" => {
+                        Some(crate::reviews::item_key(&id))
+                    }
                     _ => None,
                 })
                 .into_iter()

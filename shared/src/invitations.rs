@@ -492,6 +492,15 @@ pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Invitation>> {
         .map(|i| i.invitation))
 }
 
+/// As `get`, taking the invitation from what `caller`'s credentials read with the token, if
+/// they read it.
+pub async fn get_for(store: &Store, caller: &AuthUser, uuid: &Id) -> Result<Option<Invitation>> {
+    match caller.take_prefetched(&invitation_item_key(uuid)) {
+        Some(item) => item.map(invitation_from_item).transpose(),
+        None => get(store, uuid).await,
+    }
+}
+
 /// A page of all invitations in `order` of creation, beside their tally (which the caller's
 /// credentials may have read already).
 pub async fn listing(
@@ -603,6 +612,22 @@ pub async fn get_request(store: &Store, uuid: &Id) -> Result<Option<PermissionRe
         .get::<RequestItem>(&request_key(uuid), "#META")
         .await?
         .map(|i| i.request))
+}
+
+/// As `get_request`, taking the request from what `caller`'s credentials read with the token,
+/// if they read it.
+pub async fn get_request_for(
+    store: &Store,
+    caller: &AuthUser,
+    uuid: &Id,
+) -> Result<Option<PermissionRequest>> {
+    match caller.take_prefetched(&request_item_key(uuid)) {
+        Some(item) => Ok(item
+            .map(crate::store::decode::<RequestItem>)
+            .transpose()?
+            .map(|i| i.request)),
+        None => get_request(store, uuid).await,
+    }
 }
 
 /// A page of all permission requests in `order` of creation, beside their tally.

@@ -96,6 +96,18 @@ impl Order {
             _ => None,
         }
     }
+
+    /// As `of_created`, and none where any of `filters` is among `params`: the direction a
+    /// list is read in as a page of its index partition, if it is.
+    pub fn unfiltered(
+        params: &Params,
+        filters: &[&str],
+        ordering: &[(String, bool)],
+        default: Order,
+    ) -> Option<Order> {
+        let filtered = filters.iter().any(|key| params.get(key).is_some());
+        Order::of_created(ordering, default).filter(|_| !filtered)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

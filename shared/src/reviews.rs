@@ -221,6 +221,15 @@ pub async fn get(store: &Store, uuid: &Id) -> Result<Option<Review>> {
         .map(|i| i.review))
 }
 
+/// As `get`, taking the review from what `caller`'s credentials read with the token, if they
+/// read it.
+pub async fn get_for(store: &Store, caller: &AuthUser, uuid: &Id) -> Result<Option<Review>> {
+    match caller.take_prefetched(&item_key(uuid)) {
+        Some(item) => Ok(item.map(decode::<ReviewItem>).transpose()?.map(|i| i.review)),
+        None => get(store, uuid).await,
+    }
+}
+
 /// A page of all reviews of one scope type in `order` of creation, beside their tally (which
 /// the caller's credentials may have read already).
 pub async fn listing(

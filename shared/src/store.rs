@@ -217,27 +217,9 @@ impl Store {
         pk: &str,
         order: Order,
         count: usize,
-        mut start: Option<Item>,
+        start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
-        let mut keys = Vec::new();
-        while keys.len() < count {
-            let output = self
-                .index_query(index, pk)
-                .scan_index_forward(order == Order::Ascending)
-                .projection_expression("PK, SK, #pk, #sk")
-                .expression_attribute_names("#sk", format!("{index}SK"))
-                .limit(i32::try_from(count - keys.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            keys.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-                Some(key) => start = Some(key),
-                None => break,
-            }
-        }
-        Ok((keys, start))
+        self.index_run(index, pk, order, count, start, true).await
     }
 
     /// The first `count` items of an index partition in `order`, from `start`.
@@ -247,25 +229,42 @@ impl Store {
         pk: &str,
         order: Order,
         count: usize,
-        mut start: Option<Item>,
+        start: Option<Item>,
     ) -> Result<Vec<Item>> {
+        Ok(self.index_run(index, pk, order, count, start, false).await?.0)
+    }
+
+    /// Queries that read the first `count` items (or only their keys) of an index partition
+    /// in `order` from `start`, and stop there; the key to go on from, if any.
+    async fn index_run(
+        &self,
+        index: &str,
+        pk: &str,
+        order: Order,
+        count: usize,
+        mut start: Option<Item>,
+        keys_only: bool,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
         let mut items = Vec::new();
         while items.len() < count {
-            let output = self
+            let mut query = self
                 .index_query(index, pk)
                 .scan_index_forward(order == Order::Ascending)
                 .limit(i32::try_from(count - items.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
+                .set_exclusive_start_key(start.take());
+            if keys_only {
+                query = query
+                    .projection_expression("PK, SK, #pk, #sk")
+                    .expression_attribute_names("#sk", format!("{index}SK"));
+            }
+            let output = query.send().await.map_err(sdk_error)?;
             items.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key.filter(|key| !key.is_empty()) {
                 Some(key) => start = Some(key),
                 None => break,
             }
         }
-        Ok(items)
+        Ok((items, start))
     }
 
     /// Page `number` (of `size`) of several partitions of one index taken as one list, merged

@@ -69,27 +69,10 @@ const CUSTOMER_MEMBERS: &str = "the member overview reads the customer's project
 const PROJECT_MOVE: &str = "a move reads everything that names the project's customer: the project's partition \
     (members and history), then concurrently the holders, the customer's invitations and requests and the \
     project's reviews, beside the target customer; then one transaction";
-const INVITATION_EDIT: &str = "an edit reads the invitation (the caller with it, to check they manage it), then \
-    checks the new terms as a new offer is checked (the caller with the scope) and names the scope's customer \
-    in the answer, as a create does";
 const COUNTER: &str = "the workspace family's integer ids come from an atomic counter: one UpdateItem per new \
     id before the transaction (a failed transaction only skips a number)";
 
 pub const EXCEPTIONS: &[Exception] = &[
-    Exception {
-        method: "PUT",
-        route: "/api/user-group-invitations/{uuid}/",
-        reads: 4,
-        writes: 1,
-        why: INVITATION_EDIT,
-    },
-    Exception {
-        method: "PATCH",
-        route: "/api/user-group-invitations/{uuid}/",
-        reads: 4,
-        writes: 1,
-        why: INVITATION_EDIT,
-    },
     Exception {
         method: "POST",
         route: "/api/projects/{uuid}/move_project/",

@@ -39,7 +39,9 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
         ["api", "user-group-invitations"] if *method == Method::POST => {
             create_invitation(ctx, request, user).await
         }
-        ["api", "user-group-invitations", uuid] if readable => retrieve_invitation(ctx, request, uuid).await,
+        ["api", "user-group-invitations", uuid] if readable => {
+            retrieve_invitation(ctx, request, user, uuid).await
+        }
         ["api", "user-group-invitations", uuid] if matches!(*method, Method::PUT | Method::PATCH) => {
             update_invitation(ctx, request, user, uuid).await
         }
@@ -47,7 +49,7 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
             delete_invitation(ctx, user, uuid).await
         }
         ["api", "user-group-invitations", uuid, "projects"] if readable => {
-            invitation_projects(ctx, request, uuid).await
+            invitation_projects(ctx, request, user, uuid).await
         }
         ["api", "user-group-invitations", uuid, "cancel"] if *method == Method::POST => {
             cancel_invitation(ctx, user, uuid).await
@@ -386,9 +388,8 @@ async fn list_invitations(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
         "scope_type",
         "scope",
     ];
-    let filtered = FILTERS.iter().any(|key| params.get(key).is_some());
-    let keyed =
-        Order::of_created(&ordering, Order::Descending).filter(|_| !filtered && access.sees_everything());
+    let keyed = Order::unfiltered(params, &FILTERS, &ordering, Order::Descending)
+        .filter(|_| access.sees_everything());
     let page = match keyed {
         // Staff and support without filters: a page of the invitations' index partition.
         Some(order) => invitations::listing(&ctx.store, user, order, &page_request).await?,
@@ -477,17 +478,23 @@ fn last_path_id(url: &str) -> Option<Id> {
     url.trim_end_matches('/').rsplit('/').next().and_then(Id::parse)
 }
 
-async fn find_invitation(ctx: &Context, uuid: &str) -> Result<Invitation> {
+/// The invitation, as the caller's credentials read it with the token (or read now).
+async fn find_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Invitation> {
     let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(INVITATION))?;
-    invitations::get(&ctx.store, &uuid)
+    invitations::get_for(&ctx.store, user, &uuid)
         .await?
         .ok_or_else(|| Error::not_found(INVITATION))
 }
 
 /// Any authenticated user may read an invitation by its uuid (it is what they are given).
-async fn retrieve_invitation(ctx: &Context, request: &ApiRequest, uuid: &str) -> Result<Response<Body>> {
+async fn retrieve_invitation(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
     let now = time::now();
-    let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
+    let (invitation, roles) = tokio::try_join!(find_invitation(ctx, user, uuid), ctx.roles.get(&ctx.store))?;
     let names = Directory::load(
         &ctx.store,
         [(
@@ -506,9 +513,14 @@ async fn retrieve_invitation(ctx: &Context, request: &ApiRequest, uuid: &str) ->
 /// `GET …/{uuid}/projects/`: the projects of a customer invitation's customer, `{uuid, url}`
 /// each (paginated); a project invitation has none to offer: 404 with an empty body (Waldur).
 /// Like the invitation itself, open to any authenticated user.
-async fn invitation_projects(ctx: &Context, request: &ApiRequest, uuid: &str) -> Result<Response<Body>> {
+async fn invitation_projects(
+    ctx: &Context,
+    request: &ApiRequest,
+    user: &AuthUser,
+    uuid: &str,
+) -> Result<Response<Body>> {
     let page_request = PageRequest::from_params(&request.params)?;
-    let invitation = find_invitation(ctx, uuid).await?;
+    let invitation = find_invitation(ctx, user, uuid).await?;
     if invitation.scope_type != ContentType::Customer {
         return Ok(http::empty(StatusCode::NOT_FOUND));
     }
@@ -570,7 +582,7 @@ async fn cancel_invitation(ctx: &Context, user: &AuthUser, uuid: &str) -> Result
 
 async fn submit_request(ctx: &Context, user: &AuthUser, uuid: &str) -> Result<Response<Body>> {
     let now = time::now();
-    let (invitation, roles) = tokio::try_join!(find_invitation(ctx, uuid), ctx.roles.get(&ctx.store))?;
+    let (invitation, roles) = tokio::try_join!(find_invitation(ctx, user, uuid), ctx.roles.get(&ctx.store))?;
     // The requester (whose grants the request must not duplicate), the invitation's decider (who
     // decides an auto-approval as they are now) and the names of the answer, in one read.
     let [requester_key, creator_key] = invitations::submit_keys(&user.uuid, &invitation);
@@ -688,9 +700,8 @@ async fn list_requests(ctx: &Context, request: &ApiRequest, user: &AuthUser) -> 
     let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
     let params = &request.params;
     const FILTERS: [&str; 5] = ["created_by", "customer_uuid", "invitation", "scope", "state"];
-    let filtered = FILTERS.iter().any(|key| params.get(key).is_some());
-    let keyed =
-        Order::of_created(&ordering, Order::Descending).filter(|_| !filtered && access.sees_everything());
+    let keyed = Order::unfiltered(params, &FILTERS, &ordering, Order::Descending)
+        .filter(|_| access.sees_everything());
     let page = match keyed {
         // Staff and support without filters: a page of the requests' index partition.
         Some(order) => invitations::requests_listing(&ctx.store, user, order, &page_request).await?,
@@ -761,7 +772,7 @@ async fn visible_request(
 ) -> Result<(Access, PermissionRequest, Fetched)> {
     let not_found = || Error::not_found(REQUEST);
     let uuid = Id::parse(uuid).ok_or_else(not_found)?;
-    let found = invitations::get_request(&ctx.store, &uuid)
+    let found = invitations::get_request_for(&ctx.store, user, &uuid)
         .await?
         .ok_or_else(not_found)?;
     let mut keys = Directory::keys([request_scope(&found)]);

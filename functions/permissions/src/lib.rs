@@ -73,24 +73,28 @@ pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
-    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
-    let user = principal.require_user()?;
     let segments = request.segments().ok_or_else(http::no_route)?;
     let readable = matches!(request.method, Method::GET | Method::HEAD);
+    if let (["api", name, pk], true) = (segments.as_slice(), readable)
+        && let Some(listing) = Listing::parse(name)
+    {
+        // The row is read beside the credentials (nothing of it is answered before they are
+        // checked): one round trip, then the caller's standing with the row's scope.
+        let row = async {
+            match Id::parse(pk) {
+                Some(uuid) => grants::member_by_uuid(&ctx.store, &uuid).await,
+                None => Ok(None),
+            }
+        };
+        let (principal, row) = tokio::try_join!(auth::authenticate(&ctx.store, request.credentials()), row)?;
+        return retrieve(ctx, request, principal.require_user()?, listing, row).await;
+    }
+    let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
+    let user = principal.require_user()?;
     match segments.as_slice() {
         ["api", "permissions", "check"] if readable => check(ctx, request, user).await,
         ["api", name] if readable && Listing::parse(name).is_some() => {
             list(ctx, request, user, Listing::parse(name).unwrap_or(Listing::User)).await
-        }
-        ["api", name, pk] if readable && Listing::parse(name).is_some() => {
-            retrieve(
-                ctx,
-                request,
-                user,
-                Listing::parse(name).unwrap_or(Listing::User),
-                pk,
-            )
-            .await
         }
         ["api", "permissions", "check"] | ["api", _] | ["api", _, _] => {
             Err(http::method_not_allowed(request, &["GET", "HEAD"]))
@@ -308,19 +312,18 @@ async fn staff_page(
     Ok((!unswept).then_some(page))
 }
 
+/// A row by its uuid (`found`: as read, if it exists).
 async fn retrieve(
     ctx: &Context,
     request: &ApiRequest,
     user: &AuthUser,
     listing: Listing,
-    pk: &str,
+    found: Option<Member>,
 ) -> Result<Response<Body>> {
     let not_found = || Error::not_found("UserRole");
-    let uuid = Id::parse(pk).ok_or_else(not_found)?;
     let now = time::now();
     // /api/user-permissions/ rows include the history; the seed listings live grants only.
-    let member = grants::member_by_uuid(&ctx.store, &uuid)
-        .await?
+    let member = found
         .filter(|m| {
             (listing == Listing::User || m.is_active_at(&now)) && listing.includes(m.grant.scope_type)
         })

@@ -108,8 +108,8 @@ fn scope_of(review: &Review) -> ScopeRef {
     }
 }
 
-/// The review, then the caller's standing and the review's scope names in one read; a review
-/// the caller cannot see is not found.
+/// The review (read with the token), then the caller's standing and the review's scope names
+/// in one read; a review the caller cannot see is not found.
 async fn visible_review(
     ctx: &Context,
     user: &AuthUser,
@@ -117,7 +117,7 @@ async fn visible_review(
     uuid: &str,
 ) -> Result<(Access, Review, Directory)> {
     let uuid = Id::parse(uuid).ok_or_else(|| Error::not_found(model(kind)))?;
-    let review = reviews::get(&ctx.store, &uuid).await?;
+    let review = reviews::get_for(&ctx.store, user, &uuid).await?;
     authorize(ctx, user, kind, review).await
 }
 
@@ -177,9 +177,8 @@ async fn list(
         "is_pending",
         "closed",
     ];
-    let filtered = FILTERS.iter().any(|key| params.get(key).is_some());
     let keyed =
-        Order::of_created(&ordering, Order::Ascending).filter(|_| !filtered && access.sees_everything());
+        Order::unfiltered(params, &FILTERS, &ordering, Order::Ascending).filter(|_| access.sees_everything());
     let (page, mut names) = match keyed {
         // Staff and support without filters: a page of the reviews' index partition.
         Some(order) => (
