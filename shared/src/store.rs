@@ -415,20 +415,8 @@ impl Store {
         if !shards.is_empty() && usize::try_from(recorded).ok() == Some(count) {
             return Ok(count);
         }
-        let items: Vec<TallyItem> = tally
-            .keys()
-            .into_iter()
-            .enumerate()
-            .map(|(shard, (pk, sk))| TallyItem {
-                pk,
-                sk,
-                entity: "tally".into(),
-                count: if shard == 0 {
-                    i64::try_from(count).unwrap_or(i64::MAX)
-                } else {
-                    0
-                },
-            })
+        let items: Vec<TallyItem> = (0..TALLY_SHARDS)
+            .map(|shard| tally.item(shard, if shard == 0 { count } else { 0 }))
             .collect();
         self.batch_put(&items).await?;
         Ok(count)
@@ -623,7 +611,12 @@ impl Store {
                 );
         }
         match request.send().await {
-            Ok(_) => Ok(()),
+            // A new table's lists are empty: their tallies start at 0, so that a missing tally
+            // means a table from before the tallies (`Store::tally`).
+            Ok(_) => {
+                let zeros: Vec<TallyItem> = Tally::ALL.iter().map(|tally| tally.item(0, 0)).collect();
+                self.batch_put(&zeros).await
+            }
             Err(err) if err.code() == Some("ResourceInUseException") => self.ensure_stream().await,
             Err(err) => Err(sdk_error(err)),
         }
@@ -868,6 +861,17 @@ impl Tally {
     /// The key of one of its counter items.
     pub fn shard_key(self, shard: usize) -> (String, String) {
         (TALLY_PARTITION.to_owned(), format!("{}#{shard}", self.sort_key()))
+    }
+
+    /// Counter item `shard`, holding `count`.
+    fn item(self, shard: usize, count: usize) -> TallyItem {
+        let (pk, sk) = self.shard_key(shard);
+        TallyItem {
+            pk,
+            sk,
+            entity: "tally".into(),
+            count: i64::try_from(count).unwrap_or(i64::MAX),
+        }
     }
 
     /// The keys of all its counter items, whose counts add up to the list's length.
