@@ -1,41 +1,119 @@
 //! Staff's lists over the whole table: the p50 and the DynamoDB requests of page 1 and of a deep
-//! page of the users, customers and projects lists, with 10, 10,000 and 100,000 of each in the
-//! table. The rows are loaded in bulk (BatchWriteItem of their stored form), then the lists'
-//! tallies are recounted, as `admin bootstrap --recount` does.
+//! page of every list staff page through (users, customers, projects, invitations, requests,
+//! reviews and the three permission listings), with 10, 10,000 and 100,000 of each in the
+//! table. The rows are loaded in bulk (BatchWriteItem of their stored form; the grants by
+//! `grants::import`), then the lists' tallies are recounted, as `admin bootstrap --recount` does.
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
+use shared::grants;
 use shared::ids::Id;
-use shared::scopes::{self, Customer, Project};
+use shared::invitations::{self, Invitation, PermissionRequest, State};
+use shared::reviews::{self, Review};
+use shared::roles::{self, ContentType, Role};
+use shared::scopes::{self, Customer, Project, Scope};
 use shared::store::{Item, Tally};
+use shared::users::User;
 
 use crate::stats::ms;
 use crate::{Error, World, page_latency, synthetic_users};
 
 const SIZES: [usize; 3] = [10, 10_000, 100_000];
 const DEEP_PAGE: usize = 100;
-const LISTS: [&str; 3] = ["/api/users/", "/api/customers/", "/api/projects/"];
+const LISTS: [&str; 10] = [
+    "/api/users/",
+    "/api/customers/",
+    "/api/projects/",
+    "/api/user-group-invitations/",
+    "/api/user-permission-requests/",
+    "/api/customer-permissions-reviews/",
+    "/api/project-permissions-reviews/",
+    "/api/customer-permissions/",
+    "/api/project-permissions/",
+    "/api/user-permissions/",
+];
 /// A p50 and the DynamoDB requests of one call.
 type Measured = (std::time::Duration, usize);
 
 /// Batches of 25 items in flight at once while loading.
 const LOADERS: usize = 8;
+/// Users whose grants one `grants::import` call writes, and such calls in flight.
+const GRANT_CHUNK: usize = 1000;
+const GRANT_LOADERS: usize = 4;
+
+/// Where the loaded grants are: every user gets a customer role on one customer and a project
+/// role on one project (staff's grant listings read index partitions across all scopes, so how
+/// the grants spread over scopes does not change what a page reads).
+struct GrantScopes {
+    customer: Scope,
+    project: Scope,
+    customer_role: Role,
+    project_role: Role,
+}
+
+impl GrantScopes {
+    async fn new(world: &World) -> Result<Self, Error> {
+        let store = world.api.store();
+        let now = shared::time::now();
+        let customer = customer("Granted", &now);
+        let project = Project::new(&customer.uuid, "Granted project", "", &now);
+        store
+            .batch_put_items(vec![
+                scopes::customer_as_item(&customer)?,
+                scopes::project_as_item(&project)?,
+            ])
+            .await?;
+        let role = |name: &str| {
+            roles::SYSTEM_ROLES
+                .iter()
+                .find(|role| role.name == name)
+                .map(|role| role.uuid)
+                .ok_or_else(|| format!("no {name} role"))
+        };
+        Ok(GrantScopes {
+            customer: Scope::Customer(customer),
+            project: Scope::Project(project),
+            customer_role: roles::get(store, role("CUSTOMER.SUPPORT")?).await?,
+            project_role: roles::get(store, role("PROJECT.MEMBER")?).await?,
+        })
+    }
+}
 
 /// Brings the table to `target` users, customers and projects (each project in its own
-/// customer), from the `have` of each it holds.
-async fn grow(world: &World, have: usize, target: usize) -> Result<(), Error> {
+/// customer, with an invitation, a request through it by the user of the same number, and a
+/// closed review of each), and as many grants of each scope type, from the `have` of each it
+/// holds.
+async fn grow(world: &World, grants_on: &GrantScopes, have: usize, target: usize) -> Result<(), Error> {
     let store = world.api.store();
     let now = shared::time::now();
+    let created = shared::time::storage(&now);
     let count = target - have;
-    let mut items: Vec<Item> = Vec::with_capacity(3 * count);
-    for user in synthetic_users(&format!("staffbench{have}x"), count) {
-        items.push(shared::users::as_item(&user)?);
-    }
-    for i in have..target {
+    let users = synthetic_users(&format!("staffbench{have}x"), count);
+    let mut items: Vec<Item> = Vec::with_capacity(8 * count);
+    for (i, user) in (have..target).zip(&users) {
+        items.push(shared::users::as_item(user)?);
         let customer = customer(&format!("Customer {i:06}"), &now);
         let project = Project::new(&customer.uuid, &format!("Project {i:06}"), "", &now);
+        let invitation = invitation(&project, &grants_on.project_role, user, &created);
+        items.push(invitations::request_as_item(&request(
+            &invitation,
+            user,
+            &created,
+        ))?);
+        items.push(invitations::invitation_as_item(&invitation)?);
+        for (scope_type, scope_uuid) in [
+            (ContentType::Customer, customer.uuid),
+            (ContentType::Project, project.uuid),
+        ] {
+            items.push(reviews::as_item(&closed_review(
+                scope_type,
+                scope_uuid,
+                customer.uuid,
+                &created,
+            ))?);
+        }
         items.push(scopes::customer_as_item(&customer)?);
         items.push(scopes::project_as_item(&project)?);
     }
@@ -44,10 +122,83 @@ async fn grow(world: &World, have: usize, target: usize) -> Result<(), Error> {
         .buffer_unordered(LOADERS)
         .try_collect::<Vec<()>>()
         .await?;
+    for (scope, role) in [
+        (&grants_on.customer, &grants_on.customer_role),
+        (&grants_on.project, &grants_on.project_role),
+    ] {
+        stream::iter(users.chunks(GRANT_CHUNK))
+            .map(|chunk| grants::import(store, scope, role, chunk, &now))
+            .buffer_unordered(GRANT_LOADERS)
+            .try_collect::<Vec<usize>>()
+            .await?;
+    }
     for tally in Tally::ALL {
         store.recount_tally(tally).await?;
     }
     Ok(())
+}
+
+fn invitation(project: &Project, role: &Role, creator: &User, created: &str) -> Invitation {
+    Invitation {
+        uuid: Id::new(),
+        scope_type: ContentType::Project,
+        scope_uuid: project.uuid,
+        customer_uuid: project.customer_uuid,
+        role_uuid: role.uuid,
+        project_role_uuid: None,
+        auto_approve: false,
+        auto_create_project: false,
+        project_name_template: None,
+        custom_text: String::new(),
+        allow_multiple_requests: false,
+        created: created.to_owned(),
+        created_by: creator.uuid,
+        created_by_username: creator.username.clone(),
+        created_by_full_name: creator.full_name(),
+        is_active: true,
+        edited_by: None,
+        expiry: None,
+    }
+}
+
+fn request(invitation: &Invitation, requester: &User, created: &str) -> PermissionRequest {
+    PermissionRequest {
+        uuid: Id::new(),
+        invitation_uuid: invitation.uuid,
+        state: State::Pending,
+        created: created.to_owned(),
+        created_by: requester.uuid,
+        created_by_username: requester.username.clone(),
+        created_by_full_name: requester.full_name(),
+        created_by_email: requester.email.clone(),
+        reviewed_by: None,
+        reviewed_by_username: None,
+        reviewed_by_full_name: None,
+        reviewed_at: None,
+        review_comment: None,
+        scope_type: invitation.scope_type,
+        scope_uuid: invitation.scope_uuid,
+        customer_uuid: invitation.customer_uuid,
+        role_uuid: invitation.role_uuid,
+        project_uuid: None,
+        project_name_template: None,
+        invitation_expires: None,
+    }
+}
+
+fn closed_review(scope_type: ContentType, scope_uuid: Id, customer_uuid: Id, created: &str) -> Review {
+    Review {
+        uuid: Id::new(),
+        scope_type,
+        scope_uuid,
+        customer_uuid,
+        is_pending: false,
+        created: created.to_owned(),
+        closed: Some(created.to_owned()),
+        reviewer_uuid: None,
+        reviewer_full_name: None,
+        last_reminded: None,
+    }
 }
 
 fn customer(name: &str, now: &shared::time::Timestamp) -> Customer {
@@ -86,7 +237,9 @@ pub async fn section() -> Result<String, Error> {
          and 100,000 rows (p50 ratio ≤ 1.5), and a deep page k reads at most k × page size keys,\n\
          never their items. As staff, p50 of 300 requests after 20 over one kept-alive connection to\n\
          the release build of the local runner; the table holds N users, N customers and N projects\n\
-         besides the benchmark's own few (loaded in bulk, then the tallies recounted).\n\n",
+         besides the benchmark's own few, with an invitation and a pending request on each project, a\n\
+         closed review of each customer and each project, and N customer and N project grants (loaded\n\
+         in bulk, then the tallies recounted).\n\n",
     );
     // Per list, per size: p50 and requests (none for a deep page past a small table's end).
     let mut rows: Vec<(String, Vec<Option<Measured>>)> = Vec::new();
@@ -95,9 +248,10 @@ pub async fn section() -> Result<String, Error> {
         rows.push((format!("{list}?page={DEEP_PAGE}"), Vec::new()));
     }
     let started = Instant::now();
+    let grants_on = GrantScopes::new(&world).await?;
     let mut have = 0;
     for size in SIZES {
-        grow(&world, have, size).await?;
+        grow(&world, &grants_on, have, size).await?;
         have = size;
         for (path, measured) in &mut rows {
             let beyond = path.contains("page=") && size < DEEP_PAGE * 10;
@@ -140,11 +294,12 @@ pub async fn section() -> Result<String, Error> {
         )?;
     }
     text.push_str(
-        "\nA page is one Query of the list's index partition (sorted by username, or by name then\n\
-         creation) that starts after the keys before it (read as keys only: page 100 reads 990 keys\n\
-         first), beside the list's tally (`COUNTS` / the list), and the projects' page then reads\n\
-         its customers' names (one BatchGetItem). The permission, invitation, request and review\n\
-         lists of staff still read their whole index partition to filter, order and count it.\n",
+        "\nA page is one Query per index partition of the list (sorted by username, by name then\n\
+         creation, or by creation) that starts after the keys before it (read as keys only: page 100\n\
+         reads 990 keys first), beside the list's tally (`COUNTS` / the list, read with the token);\n\
+         the grant listings merge their partitions (customer and project grants, and for\n\
+         `/api/user-permissions/` the ended ones) in creation order, and a page's rows then read the\n\
+         names they show (one BatchGetItem).\n",
     );
     Ok(text)
 }

@@ -421,11 +421,6 @@ pub fn user_side_from_item(item: Item) -> Result<Grant> {
     Ok(decode::<UserSideItem>(item)?.grant)
 }
 
-pub async fn find(store: &Store, user: &Id, scope: &Scope, role: &Id) -> Result<Option<Grant>> {
-    let (pk, sk) = user_key(user, scope.content_type(), &scope.uuid(), role);
-    Ok(store.get::<UserSideItem>(&pk, &sk).await?.map(|i| i.grant))
-}
-
 /// The scope and its members in creation order: one Query of the scope's partition, which
 /// starts with the scope item. `limit` bounds the members read (for the first pages);
 /// `None` reads them all. `None` is returned when the scope does not exist.
@@ -987,6 +982,12 @@ pub async fn grant(store: &Store, new: &NewGrant<'_>, now: &Timestamp) -> Result
         }
     }
     Err(Error::Conflict(USER_CHANGED.into()))
+}
+
+/// The user-side record of `user`'s grant of `role` on `scope`.
+async fn find(store: &Store, user: &Id, scope: &Scope, role: &Id) -> Result<Option<Grant>> {
+    let (pk, sk) = user_key(user, scope.content_type(), &scope.uuid(), role);
+    Ok(store.get::<UserSideItem>(&pk, &sk).await?.map(|i| i.grant))
 }
 
 /// The grant exists already: a duplicate if it is still active, else it is replaced in place

@@ -144,31 +144,38 @@ impl ApiRequest {
 
     /// Names the items a request's route reads first, for the token's read to bring them: the
     /// item of `/api/<collection>/<uuid>/…` (customers, projects, users, roles, invitations,
-    /// requests, reviews), and the tally of the lists whose staff pages are counted by one
-    /// (users, customers, projects, invitations, requests, reviews, permissions).
+    /// requests, reviews), the item a change's body names (the user of `add_user`, `update_user`
+    /// and `delete_user`, the scope of a new or replaced invitation), and the tally of the lists
+    /// whose staff pages are counted by one (users, customers, projects, invitations, requests,
+    /// reviews, permissions).
     fn with_target(mut self) -> Self {
         use crate::ids::Id;
         use crate::roles::ContentType;
         use crate::store::Tally;
-        self.target = match self.segments().as_deref() {
-            Some(["api", "users"]) => Tally::Users.keys(),
-            Some(["api", "customers"]) => Tally::Customers.keys(),
-            Some(["api", "projects"]) => Tally::Projects.keys(),
-            Some(["api", "user-group-invitations"]) => Tally::Invitations.keys(),
-            Some(["api", "user-permission-requests"]) => Tally::Requests.keys(),
-            Some(["api", "customer-permissions-reviews"]) => Tally::CustomerReviews.keys(),
-            Some(["api", "project-permissions-reviews"]) => Tally::ProjectReviews.keys(),
-            Some(["api", "customer-permissions"]) => Tally::CustomerGrants.keys(),
-            Some(["api", "project-permissions"]) => Tally::ProjectGrants.keys(),
-            Some(["api", "user-permissions"]) => [
-                Tally::CustomerGrants,
-                Tally::ProjectGrants,
-                Tally::CustomerPastGrants,
-                Tally::ProjectPastGrants,
-            ]
-            .into_iter()
-            .flat_map(Tally::keys)
-            .collect(),
+        let segments = self.segments();
+        let reading = matches!(self.method, Method::GET | Method::HEAD);
+        let mut target = match segments.as_deref() {
+            Some(["api", list]) if reading => match *list {
+                "users" => Tally::Users.keys(),
+                "customers" => Tally::Customers.keys(),
+                "projects" => Tally::Projects.keys(),
+                "user-group-invitations" => Tally::Invitations.keys(),
+                "user-permission-requests" => Tally::Requests.keys(),
+                "customer-permissions-reviews" => Tally::CustomerReviews.keys(),
+                "project-permissions-reviews" => Tally::ProjectReviews.keys(),
+                "customer-permissions" => Tally::CustomerGrants.keys(),
+                "project-permissions" => Tally::ProjectGrants.keys(),
+                "user-permissions" => [
+                    Tally::CustomerGrants,
+                    Tally::ProjectGrants,
+                    Tally::CustomerPastGrants,
+                    Tally::ProjectPastGrants,
+                ]
+                .into_iter()
+                .flat_map(Tally::keys)
+                .collect(),
+                _ => Vec::new(),
+            },
             Some(["api", collection, id, ..]) => Id::parse(id)
                 .and_then(|id| match *collection {
                     "customers" => Some((
@@ -192,7 +199,37 @@ impl ApiRequest {
                 .collect(),
             _ => Vec::new(),
         };
+        let named_in_body = match (segments.as_deref(), &self.method) {
+            (
+                Some(
+                    [
+                        "api",
+                        "customers" | "projects",
+                        _,
+                        "add_user" | "update_user" | "delete_user",
+                    ],
+                ),
+                &Method::POST,
+            ) => self
+                .body_text("user")
+                .and_then(|text| Id::from_reference(&text, "users"))
+                .map(|user| crate::users::User::key(&user)),
+            (Some(["api", "user-group-invitations"]), &Method::POST)
+            | (Some(["api", "user-group-invitations", _]), &Method::PUT | &Method::PATCH) => self
+                .body_text("scope")
+                .and_then(|text| crate::scopes::reference(&text))
+                .map(|(kind, uuid)| (crate::scopes::partition(kind, &uuid), "#META".to_owned())),
+            _ => None,
+        };
+        target.extend(named_in_body);
+        self.target = target;
         self
+    }
+
+    /// The text of a field of the JSON body, if the body is an object with one.
+    fn body_text(&self, field: &str) -> Option<String> {
+        let body: Value = serde_json::from_slice(&self.body).ok()?;
+        Some(body.get(field)?.as_str()?.to_owned())
     }
 
     /// The caller's address as API Gateway saw it (empty when unknown).

@@ -413,6 +413,11 @@ pub fn request_item_key(uuid: &Id) -> (String, String) {
     (request_key(uuid), "#META".to_owned())
 }
 
+/// The stored form of a request, as a read of its item returns it (bulk loads of benchmarks).
+pub fn request_as_item(request: &PermissionRequest) -> Result<crate::store::Item> {
+    crate::store::encode(&RequestItem::new(request))
+}
+
 /// Decodes a request read with other items.
 pub fn request_from_item(item: crate::store::Item) -> Result<PermissionRequest> {
     Ok(crate::store::decode::<RequestItem>(item)?.request)
@@ -478,6 +483,11 @@ pub async fn delete(store: &Store, actor: &AuthUser, invitation: &Invitation, no
 /// The key of an invitation's item, for reading it with other items.
 pub fn invitation_item_key(uuid: &Id) -> (String, String) {
     (invitation_key(uuid), "#META".to_owned())
+}
+
+/// The stored form of an invitation (bulk loads of benchmarks).
+pub fn invitation_as_item(invitation: &Invitation) -> Result<crate::store::Item> {
+    crate::store::encode(&InvitationItem::new(invitation))
 }
 
 /// Decodes an invitation read with other items.

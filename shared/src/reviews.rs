@@ -441,6 +441,11 @@ pub fn item_key(uuid: &Id) -> (String, String) {
     (review_key(uuid), "#META".to_owned())
 }
 
+/// The stored form of a review (bulk loads of benchmarks).
+pub fn as_item(review: &Review) -> Result<crate::store::Item> {
+    crate::store::encode(&ReviewItem::new(review))
+}
+
 /// Decodes a review read with other items.
 pub fn from_item(item: crate::store::Item) -> Result<Review> {
     Ok(decode::<ReviewItem>(item)?.review)

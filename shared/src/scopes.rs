@@ -148,6 +148,17 @@ pub fn partition(content_type: ContentType, uuid: &Id) -> String {
     format!("{}#{uuid}", content_type.as_str().to_ascii_uppercase())
 }
 
+/// The scope a `scope` URL (or uuid path) names: its type and uuid.
+pub fn reference(url: &str) -> Option<(ContentType, Id)> {
+    if let Some(uuid) = Id::from_reference(url, "customers").filter(|_| url.contains("/api/customers/")) {
+        Some((ContentType::Customer, uuid))
+    } else {
+        Id::from_reference(url, "projects")
+            .filter(|_| url.contains("/api/projects/"))
+            .map(|uuid| (ContentType::Project, uuid))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct CustomerItem {
     #[serde(rename = "PK")]

@@ -192,6 +192,18 @@ pub async fn get(store: &Store, uuid: &Id) -> Result<Option<User>> {
     Ok(store.get::<UserItem>(&pk, &sk).await?.map(|item| item.user))
 }
 
+/// As `get`, taking the user from what `caller`'s credentials read with the token, if they
+/// read it (the user a role change's body names).
+pub async fn get_for(store: &Store, caller: &AuthUser, uuid: &Id) -> Result<Option<User>> {
+    match caller.take_prefetched(&User::key(uuid)) {
+        Some(item) => Ok(item
+            .map(crate::store::decode::<UserItem>)
+            .transpose()?
+            .map(|item| item.user)),
+        None => get(store, uuid).await,
+    }
+}
+
 pub async fn find_by_username(store: &Store, username: &str) -> Result<Option<User>> {
     let marker: Option<UniqueMarker> = store.get(&format!("USERNAME#{username}"), "#META").await?;
     match marker {

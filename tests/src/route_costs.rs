@@ -719,7 +719,8 @@ impl Run<'_> {
             &path,
             owner_caller,
             Some(json!({"scope": project_url, "role": MEMBER_ROLE_UUID, "custom_text": "Join us"})),
-            3,
+            // The invitation and the body's scope come with the token.
+            2,
         )
         .await;
         self.measure(
@@ -976,7 +977,8 @@ impl Run<'_> {
             &format!("{path}add_user/"),
             caller,
             Some(grant.clone()),
-            4,
+            // The body's user comes with the token, the scope and the caller.
+            1,
         )
         .await;
         self.measure(
@@ -996,7 +998,8 @@ impl Run<'_> {
             &format!("{path}update_user/"),
             caller,
             Some(json!({"user": user, "role": role, "expiration_time": "2040-01-01"})),
-            5,
+            // The grant is found in the body's user's `held` map.
+            1,
         )
         .await;
         self.measure(
@@ -1006,7 +1009,8 @@ impl Run<'_> {
             &format!("{path}delete_user/"),
             caller,
             Some(grant.clone()),
-            5,
+            // Then the member row, which goes to the history with who granted it.
+            2,
         )
         .await;
         // Put the grant back: the later steps need it.
@@ -1090,7 +1094,8 @@ impl Run<'_> {
                 collection,
                 owner_caller,
                 Some(body.clone()),
-                3,
+                // The body's scope comes with the token; then the customer's name for the answer.
+                2,
             )
             .await;
         let path = format!("{collection}{}/", invitation["uuid"].as_str().unwrap());

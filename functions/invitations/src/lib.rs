@@ -100,18 +100,6 @@ fn scope_ref_of(scope_type: ContentType, uuid: Id, customer: Id) -> ScopeRef {
 
 // --- invitations ----------------------------------------------------------------------------
 
-/// Resolves the `scope` URL of a body to a customer or project the caller can see.
-/// The scope an invitation's `scope` URL names: its type and uuid.
-fn scope_reference(url: &str) -> Option<(ContentType, Id)> {
-    if let Some(uuid) = Id::from_reference(url, "customers").filter(|_| url.contains("/api/customers/")) {
-        Some((ContentType::Customer, uuid))
-    } else {
-        Id::from_reference(url, "projects")
-            .filter(|_| url.contains("/api/projects/"))
-            .map(|uuid| (ContentType::Project, uuid))
-    }
-}
-
 fn role_field(
     object: &Map<String, Value>,
     field: &str,
@@ -258,7 +246,7 @@ async fn offer(
     let scope_url = object
         .get("scope")
         .map(|value| value.as_str().unwrap_or_default());
-    let reference = scope_url.and_then(scope_reference);
+    let reference = scope_url.and_then(scopes::reference);
     // The caller's grants and the scope, in one read.
     let keys: Vec<(String, String)> = reference
         .iter()

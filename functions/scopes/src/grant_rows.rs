@@ -8,7 +8,7 @@ use lambda_http::{Body, Response};
 use shared::auth::AuthUser;
 use shared::authz::{Access, Membership, ScopeRef};
 use shared::error::FieldErrors;
-use shared::grants::{self, NewGrant};
+use shared::grants::{self, Member, NewGrant};
 use shared::http::{self, ApiRequest};
 use shared::ids::Id;
 use shared::scopes;
@@ -16,18 +16,20 @@ use shared::time;
 use shared::users::User;
 use shared::{Context, Error, Result};
 
-/// Revokes (`Membership::Delete`) or restores (`Membership::Create`) the grant of row `pk`. A
-/// restored grant is a new grant of the row's role to its user on its scope, keeping the
-/// expiration time if that is still ahead; the revoked row stays in the history.
+/// Revokes (`Membership::Delete`) or restores (`Membership::Create`) the grant of `row` (the row
+/// the path's uuid names, read beside the credentials; `None`: there is none). A restored grant
+/// is a new grant of the row's role to its user on its scope, keeping the expiration time if
+/// that is still ahead; the revoked row stays in the history.
 pub async fn revoke_or_restore(
     ctx: &Context,
     request: &ApiRequest,
     user: &AuthUser,
     pk: &str,
+    row: Option<Member>,
     action: Membership,
 ) -> Result<Response<Body>> {
     let not_found = || Error::not_found("UserRole");
-    let uuid = Id::parse(pk).ok_or_else(not_found)?;
+    Id::parse(pk).ok_or_else(not_found)?;
     let now = time::now();
     let body = request.json()?;
     let empty = serde_json::Map::new();
@@ -35,9 +37,7 @@ pub async fn revoke_or_restore(
     let object = shared::validate::object(body.as_ref(), &empty)?;
     shared::validate::string(object, "reason", 255, false, true, &mut errors);
     errors.into_result(())?;
-    let member = grants::member_by_uuid(&ctx.store, &uuid)
-        .await?
-        .ok_or_else(not_found)?;
+    let member = row.ok_or_else(not_found)?;
     let grant = &member.grant;
     let scope_key = (
         scopes::partition(grant.scope_type, &grant.scope_uuid),

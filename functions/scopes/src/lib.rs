@@ -41,27 +41,38 @@ pub async fn handle(ctx: &Context, request: Request) -> Response<Body> {
 }
 
 async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
+    let method = &request.method;
+    if let Some(["api", "user-permissions", pk, action @ ("revoke" | "restore")]) =
+        request.segments().as_deref()
+        && *method == Method::POST
+    {
+        // The row is read beside the credentials (nothing of it is used before they are checked).
+        let row = async {
+            match Id::parse(pk) {
+                Some(uuid) => grants::member_by_uuid(&ctx.store, &uuid).await,
+                None => Ok(None),
+            }
+        };
+        let (principal, row) = tokio::try_join!(auth::authenticate(&ctx.store, request.credentials()), row)?;
+        let action = if *action == "revoke" {
+            Membership::Delete
+        } else {
+            Membership::Create
+        };
+        return grant_rows::revoke_or_restore(ctx, request, principal.require_user()?, pk, row, action).await;
+    }
     let principal = auth::authenticate(&ctx.store, request.credentials()).await?;
     let user = principal.require_user()?;
     let segments = request.segments().ok_or_else(http::no_route)?;
-    let method = &request.method;
     let kind = |name: &str| match name {
         "customers" => Some(ContentType::Customer),
         "projects" => Some(ContentType::Project),
         _ => None,
     };
     match segments.as_slice() {
-        ["api", "user-permissions", pk, action @ ("revoke" | "restore")] => match *method {
-            Method::POST => {
-                let action = if *action == "revoke" {
-                    Membership::Delete
-                } else {
-                    Membership::Create
-                };
-                grant_rows::revoke_or_restore(ctx, request, user, pk, action).await
-            }
-            _ => Err(http::method_not_allowed(request, &["POST"])),
-        },
+        ["api", "user-permissions", _, "revoke" | "restore"] => {
+            Err(http::method_not_allowed(request, &["POST"]))
+        }
         ["api", collection] if kind(collection).is_some() => {
             let kind = kind(collection).unwrap_or(ContentType::Customer);
             match *method {
@@ -462,6 +473,7 @@ struct MembershipBody {
 /// check (so a caller without rights who sends a bad role learns about the role first).
 async fn membership_body(
     ctx: &Context,
+    caller: &AuthUser,
     body: Option<&Value>,
     roles: &RoleSet,
     now: &Timestamp,
@@ -497,7 +509,7 @@ async fn membership_body(
                 None
             }
             Some(uuid) => {
-                let found = users::get(&ctx.store, &uuid).await?;
+                let found = users::get_for(&ctx.store, caller, &uuid).await?;
                 if found.is_none() {
                     errors.add("user", "User is not found.");
                 }
@@ -542,7 +554,7 @@ async fn change_membership(
 ) -> Result<Response<Body>> {
     let (access, scope) = visible_scope(ctx, user, kind, uuid).await?;
     let now = time::now();
-    let body = membership_body(ctx, request.json()?.as_ref(), access.roles(), &now).await?;
+    let body = membership_body(ctx, user, request.json()?.as_ref(), access.roles(), &now).await?;
     let scope_ref = ScopeRef::from(&scope);
     access.may_manage(action, &scope_ref, &body.user.uuid, &body.role)?;
     let new = NewGrant {
@@ -559,8 +571,9 @@ async fn change_membership(
             Ok(http::json(StatusCode::CREATED, &expiration(&grant)))
         }
         Membership::Update => {
-            let existing = grants::find(&ctx.store, &body.user.uuid, &scope, &body.role.uuid)
-                .await?
+            // The user item read with the body names the grant (its `held` map is written with
+            // every grant); the update is conditioned on it being that grant still.
+            let existing = held_grant(&body.user, &scope, &body.role)
                 .filter(|g| g.is_active_at(&now))
                 .ok_or_else(|| Error::non_field("User does not have this role in this scope."))?;
             let grant = grants::set_expiration(&ctx.store, &existing, &new, &now).await?;
@@ -569,12 +582,7 @@ async fn change_membership(
         Membership::Delete => {
             // The user item read with the body names the grant; its member row (with who
             // granted it) goes to the history.
-            let held = grants::held_by(&body.user).into_iter().find(|g| {
-                g.scope_type == scope.content_type()
-                    && g.scope_uuid == scope.uuid()
-                    && g.role_uuid == body.role.uuid
-            });
-            if let Some(held) = held
+            if let Some(held) = held_grant(&body.user, &scope, &body.role)
                 && let Some(existing) = grants::member_of(&ctx.store, &held).await?
             {
                 grants::revoke(&ctx.store, &existing, &new, &now).await?;
@@ -582,6 +590,13 @@ async fn change_membership(
             Ok(http::empty(StatusCode::OK))
         }
     }
+}
+
+/// The grant of `role` on `scope` that `user`'s `held` map records.
+fn held_grant(user: &User, scope: &Scope, role: &Role) -> Option<grants::Grant> {
+    grants::held_by(user).into_iter().find(|g| {
+        g.scope_type == scope.content_type() && g.scope_uuid == scope.uuid() && g.role_uuid == role.uuid
+    })
 }
 
 /// `GET /api/customers/{uuid}/users/` (§3.11): every active user with an active role on the

@@ -29,8 +29,24 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
     let segments = request.segments().ok_or_else(http::no_route)?;
     let method = &request.method;
     let now = time::now();
-    let principal =
-        sessions::principal(&ctx.store, request.credentials(), request.header("cookie"), &now).await;
+    // A permission the path names by its integer id is looked up beside the credentials
+    // (nothing of it is used before they are checked).
+    let named_permission = async {
+        match (segments.as_slice(), method.clone()) {
+            (
+                ["api", "v1", "workspace_permissions", pk],
+                Method::GET | Method::HEAD | Method::PATCH | Method::DELETE,
+            ) if *pk != "transfer" => match parse_id(pk, NOT_FOUND_PERMISSION) {
+                Ok(pk) => workspaces::permission_by_pk(&ctx.store, pk).await,
+                Err(_) => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    };
+    let (principal, named_permission) = tokio::join!(
+        sessions::principal(&ctx.store, request.credentials(), request.header("cookie"), &now),
+        named_permission
+    );
     match segments.as_slice() {
         ["api", "v1", "auth"] => match *method {
             Method::GET | Method::HEAD => Ok(http::json(
@@ -74,14 +90,14 @@ async fn route(ctx: &Context, request: &ApiRequest) -> Result<Response<Body>> {
                     transfer(ctx, request, user).await
                 }
                 (["api", "v1", "workspace_permissions", pk], Method::GET | Method::HEAD) => {
-                    let (_, permission) = visible_permission(ctx, user, pk).await?;
+                    let (_, permission) = visible_permission(ctx, user, pk, named_permission?).await?;
                     Ok(http::json(StatusCode::OK, &permission_json(&permission)))
                 }
                 (["api", "v1", "workspace_permissions", pk], Method::PATCH) => {
-                    update_permission(ctx, request, user, pk).await
+                    update_permission(ctx, request, user, pk, named_permission?).await
                 }
                 (["api", "v1", "workspace_permissions", pk], Method::DELETE) => {
-                    delete_permission(ctx, user, pk).await
+                    delete_permission(ctx, user, pk, named_permission?).await
                 }
                 (["api", "v1", "workspaces" | "workspace_permissions", ..], _) => Err(
                     http::method_not_allowed(request, &["GET", "POST", "PATCH", "DELETE", "HEAD"]),
@@ -297,15 +313,16 @@ async fn list_permissions(ctx: &Context, request: &ApiRequest, user: &AuthUser) 
     Ok(http::page(request, page.map(|p| permission_json(&p))))
 }
 
+/// The permission `pk` (`named`: what the lookup by `pk` beside the credentials found) with
+/// its workspace as now, if `user` may see it.
 async fn visible_permission(
     ctx: &Context,
     user: &AuthUser,
     pk: &str,
+    named: Option<Permission>,
 ) -> Result<((Workspace, Vec<Permission>), Permission)> {
     let pk = parse_id(pk, NOT_FOUND_PERMISSION)?;
-    let permission = workspaces::permission_by_pk(&ctx.store, pk)
-        .await?
-        .ok_or_else(|| Error::not_found(NOT_FOUND_PERMISSION))?;
+    let permission = named.ok_or_else(|| Error::not_found(NOT_FOUND_PERMISSION))?;
     let workspace = visible(ctx, user, &permission.workspace.to_string(), NOT_FOUND_PERMISSION).await?;
     let current = workspace
         .1
@@ -410,8 +427,9 @@ async fn update_permission(
     request: &ApiRequest,
     user: &AuthUser,
     pk: &str,
+    named: Option<Permission>,
 ) -> Result<Response<Body>> {
-    let ((workspace, permissions), current) = visible_permission(ctx, user, pk).await?;
+    let ((workspace, permissions), current) = visible_permission(ctx, user, pk, named).await?;
     require_owner(user, &permissions)?;
     let body = request.json()?;
     let empty = Map::new();
@@ -445,8 +463,13 @@ async fn update_permission(
     Ok(http::json(StatusCode::OK, &permission_json(&updated)))
 }
 
-async fn delete_permission(ctx: &Context, user: &AuthUser, pk: &str) -> Result<Response<Body>> {
-    let ((workspace, permissions), current) = visible_permission(ctx, user, pk).await?;
+async fn delete_permission(
+    ctx: &Context,
+    user: &AuthUser,
+    pk: &str,
+    named: Option<Permission>,
+) -> Result<Response<Body>> {
+    let ((workspace, permissions), current) = visible_permission(ctx, user, pk, named).await?;
     require_owner(user, &permissions)?;
     workspaces::unshare(&ctx.store, user, &workspace, &current, &time::now()).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
