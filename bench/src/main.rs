@@ -5,8 +5,11 @@
 //!   bench scheduler [CUSTOMERS]            only the review scheduler (default 10,000 customers)
 //!   bench import                           only the import of a generated Waldur dump
 //!   bench cold-start --bin-dir DIR         only the cold starts, under AWS's RIE
+//!   bench latency | scale | throughput     only that section
+//!   bench routes                           only the round trips and depth of every route
 //!   bench waldur                           only the 14 requests beside Waldur's latency
 //!   bench lists                            only the lists as a member of many scopes
+//!   bench staff-lists                      only staff's lists over 10 to 100,000 rows
 //!
 //! `--bin-dir` holds the release builds of the function binaries, for the cold starts.
 
@@ -98,6 +101,16 @@ async fn main() -> Result<(), Error> {
             println!("{}", lists::section(&World::new().await?).await?);
             Ok(())
         }
+        Some(name @ ("latency" | "scale" | "throughput")) => {
+            let world = World::new().await?;
+            let text = match name {
+                "latency" => latency_section(&world).await?,
+                "scale" => scale_section(&world).await?,
+                _ => throughput_section(&world).await?,
+            };
+            println!("{text}");
+            Ok(())
+        }
         Some("routes") => {
             let api = TestApi::new().await;
             let costs = integration_tests::route_costs::measure_every_route(&api).await;
@@ -109,7 +122,7 @@ async fn main() -> Result<(), Error> {
             Ok(())
         }
         _ => Err(
-            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench cold-start --bin-dir DIR | bench routes | bench waldur | bench lists | bench staff-lists"
+            "usage: bench all --bin-dir DIR [--out FILE] | bench scheduler [CUSTOMERS] | bench import | bench cold-start --bin-dir DIR | bench latency | bench scale | bench throughput | bench routes | bench waldur | bench lists | bench staff-lists"
                 .into(),
         ),
     }

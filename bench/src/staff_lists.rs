@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use shared::grants;
 use shared::ids::Id;
-use shared::invitations::{self, Invitation, PermissionRequest, State};
+use shared::invitations::{self, Invitation, PermissionRequest};
 use shared::reviews::{self, Review};
 use shared::roles::{self, ContentType, Role};
 use shared::scopes::{self, Customer, Project, Scope};
@@ -97,11 +97,8 @@ async fn grow(world: &World, grants_on: &GrantScopes, have: usize, target: usize
         let customer = customer(&format!("Customer {i:06}"), &now);
         let project = Project::new(&customer.uuid, &format!("Project {i:06}"), "", &now);
         let invitation = invitation(&project, &grants_on.project_role, user, &created);
-        items.push(invitations::request_as_item(&request(
-            &invitation,
-            user,
-            &created,
-        ))?);
+        let request = PermissionRequest::pending(&invitation, user, &now);
+        items.push(invitations::request_as_item(&request)?);
         items.push(invitations::invitation_as_item(&invitation)?);
         for (scope_type, scope_uuid) in [
             (ContentType::Customer, customer.uuid),
@@ -158,31 +155,6 @@ fn invitation(project: &Project, role: &Role, creator: &User, created: &str) -> 
         is_active: true,
         edited_by: None,
         expiry: None,
-    }
-}
-
-fn request(invitation: &Invitation, requester: &User, created: &str) -> PermissionRequest {
-    PermissionRequest {
-        uuid: Id::new(),
-        invitation_uuid: invitation.uuid,
-        state: State::Pending,
-        created: created.to_owned(),
-        created_by: requester.uuid,
-        created_by_username: requester.username.clone(),
-        created_by_full_name: requester.full_name(),
-        created_by_email: requester.email.clone(),
-        reviewed_by: None,
-        reviewed_by_username: None,
-        reviewed_by_full_name: None,
-        reviewed_at: None,
-        review_comment: None,
-        scope_type: invitation.scope_type,
-        scope_uuid: invitation.scope_uuid,
-        customer_uuid: invitation.customer_uuid,
-        role_uuid: invitation.role_uuid,
-        project_uuid: None,
-        project_name_template: None,
-        invitation_expires: None,
     }
 }
 

@@ -147,6 +147,33 @@ pub struct PermissionRequest {
 }
 
 impl PermissionRequest {
+    /// A new pending request of `requester` through `invitation`, carrying the invitation's
+    /// template and expiry.
+    pub fn pending(invitation: &Invitation, requester: &User, now: &Timestamp) -> Self {
+        PermissionRequest {
+            uuid: Id::new(),
+            invitation_uuid: invitation.uuid,
+            state: State::Pending,
+            created: time::storage(now),
+            created_by: requester.uuid,
+            created_by_username: requester.username.clone(),
+            created_by_full_name: requester.full_name(),
+            created_by_email: requester.email.clone(),
+            reviewed_by: None,
+            reviewed_by_username: None,
+            reviewed_by_full_name: None,
+            reviewed_at: None,
+            review_comment: None,
+            scope_type: invitation.scope_type,
+            scope_uuid: invitation.scope_uuid,
+            customer_uuid: invitation.customer_uuid,
+            role_uuid: invitation.role_uuid,
+            project_uuid: None,
+            project_name_template: invitation.project_name_template.clone(),
+            invitation_expires: Some(time::storage(&invitation.expires())),
+        }
+    }
+
     /// The state as of `now`: a pending request whose invitation has expired is canceled, as
     /// cancelling the invitation would have made it (the stored state catches up lazily).
     pub fn state_at(&self, now: &Timestamp) -> State {
@@ -781,28 +808,7 @@ pub async fn submit(
         return Err(Error::rejected("Only pending invitation can be requested."));
     }
     let user = read.requester;
-    let mut request = PermissionRequest {
-        uuid: Id::new(),
-        invitation_uuid: invitation.uuid,
-        state: State::Pending,
-        created: time::storage(now),
-        created_by: user.uuid,
-        created_by_username: user.username.clone(),
-        created_by_full_name: user.full_name(),
-        created_by_email: user.email.clone(),
-        reviewed_by: None,
-        reviewed_by_username: None,
-        reviewed_by_full_name: None,
-        reviewed_at: None,
-        review_comment: None,
-        scope_type: invitation.scope_type,
-        scope_uuid: invitation.scope_uuid,
-        customer_uuid: invitation.customer_uuid,
-        role_uuid: invitation.role_uuid,
-        project_uuid: None,
-        project_name_template: invitation.project_name_template.clone(),
-        invitation_expires: Some(time::storage(&invitation.expires())),
-    };
+    let mut request = PermissionRequest::pending(invitation, user, now);
     let decider = match read.creator {
         Some(creator) if invitation.auto_approve && creator.is_active && creator.uuid != user.uuid => {
             Some(Access::of_user(creator, roles.clone(), now))
