@@ -145,7 +145,8 @@ impl ApiRequest {
     /// Names the items a request's route reads first, for the token's read to bring them: the
     /// item of `/api/<collection>/<uuid>/…` (customers, projects, users, roles, invitations,
     /// requests, reviews), the item a change's body names (the user of `add_user`, `update_user`
-    /// and `delete_user`, the scope of a new or replaced invitation), and the tally of the lists
+    /// and `delete_user`, the customer of a new project, the scope of a new or replaced
+    /// invitation), and the tally of the lists
     /// whose staff pages are counted by one (users, customers, projects, invitations, requests,
     /// reviews, permissions).
     fn with_target(mut self) -> Self {
@@ -214,6 +215,15 @@ impl ApiRequest {
                 .body_text("user")
                 .and_then(|text| Id::from_reference(&text, "users"))
                 .map(|user| crate::users::User::key(&user)),
+            (Some(["api", "projects"]), &Method::POST) => self
+                .body_text("customer")
+                .and_then(|text| Id::from_reference(&text, "customers"))
+                .map(|uuid| {
+                    (
+                        crate::scopes::partition(ContentType::Customer, &uuid),
+                        "#META".to_owned(),
+                    )
+                }),
             (Some(["api", "user-group-invitations"]), &Method::POST)
             | (Some(["api", "user-group-invitations", _]), &Method::PUT | &Method::PATCH) => self
                 .body_text("scope")

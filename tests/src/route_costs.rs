@@ -487,7 +487,8 @@ impl Run<'_> {
                 "/api/projects/",
                 owner_caller,
                 Some(json!({"name": "Spare", "customer": customer_url})),
-                3,
+                // The body's customer comes with the token and the caller.
+                1,
             )
             .await;
         let route = "/api/projects/{uuid}/";

@@ -134,8 +134,13 @@ async fn create_invitation(ctx: &Context, request: &ApiRequest, user: &AuthUser)
     let empty = Map::new();
     let object = validate::object(body.as_ref(), &empty)?;
     let (invitation, scope, access) = offer(ctx, user, object, &now).await?;
-    invitations::create(&ctx.store, user, &invitation, &now).await?;
-    let value = answer_with_scope(ctx, request, &invitation, scope, access.roles(), &now).await?;
+    // The names the answer shows are read while the write goes, and answered only after it.
+    let (written, value) = tokio::join!(
+        invitations::create(&ctx.store, user, &invitation, &now),
+        answer_with_scope(ctx, request, &invitation, scope, access.roles(), &now)
+    );
+    written?;
+    let value = value?;
     Ok(http::created(value["url"].as_str().unwrap_or_default(), &value))
 }
 
@@ -168,9 +173,12 @@ async fn update_invitation(
         expiry: existing.expiry,
         ..offered
     };
-    invitations::update(&ctx.store, user, &invitation, &now).await?;
-    let value = answer_with_scope(ctx, request, &invitation, scope, access.roles(), &now).await?;
-    Ok(http::json(StatusCode::OK, &value))
+    let (written, value) = tokio::join!(
+        invitations::update(&ctx.store, user, &invitation, &now),
+        answer_with_scope(ctx, request, &invitation, scope, access.roles(), &now)
+    );
+    written?;
+    Ok(http::json(StatusCode::OK, &value?))
 }
 
 /// `DELETE /api/user-group-invitations/{uuid}/`: a canceled invitation, by whoever manages its

@@ -298,16 +298,30 @@ async fn create_scope(
         let value = customer_json(request, &customer);
         return Ok(http::created(value["url"].as_str().unwrap_or_default(), &value));
     }
-    let access = Access::load(&ctx.store, &ctx.roles, user, &now).await?;
+    let reference = body.as_ref().and_then(|b| b.get("customer"));
+    // The caller's grants and the customer the body names, in one read (the token's, when it
+    // brought them).
+    let named: Vec<(String, String)> = reference
+        .and_then(Value::as_str)
+        .and_then(|text| Id::from_reference(text, "customers"))
+        .map(|uuid| {
+            (
+                scopes::partition(ContentType::Customer, &uuid),
+                "#META".to_owned(),
+            )
+        })
+        .into_iter()
+        .collect();
+    let (access, mut fetched) = Access::load_with(&ctx.store, &ctx.roles, user, &now, &named).await?;
     let input = ScopeInput::parse(body.as_ref(), true, false);
-    let customer = match body.as_ref().and_then(|b| b.get("customer")) {
+    let customer = match reference {
         None | Some(Value::Null) => Err(Error::field("customer", FIELD_REQUIRED)),
-        Some(reference) => {
-            let found = match reference
-                .as_str()
-                .and_then(|text| Id::from_reference(text, "customers"))
-            {
-                Some(uuid) => scopes::get_customer(&ctx.store, &uuid).await?,
+        Some(_) => {
+            let found = match named.first().and_then(|(pk, sk)| fetched.take_item(pk, sk)) {
+                Some(item) => match scopes::scope_from_item(ContentType::Customer, item)? {
+                    Scope::Customer(customer) => Some(customer),
+                    Scope::Project(_) => None,
+                },
                 None => None,
             };
             found
@@ -387,16 +401,22 @@ async fn update_scope(
         kind == ContentType::Customer,
     )?;
     let now = time::now();
-    let updated = match &scope {
-        Scope::Customer(c) => {
-            Scope::Customer(scopes::update_customer(&ctx.store, user, c, input, &now).await?)
+    let answer = match &scope {
+        Scope::Customer(c) => customer_json(
+            request,
+            &scopes::update_customer(&ctx.store, user, c, input, &now).await?,
+        ),
+        Scope::Project(p) => {
+            // A project keeps its customer here (a move is its own action): the customer's names
+            // for the answer are read while the write goes, and answered only after it.
+            let (updated, customer) = tokio::join!(
+                scopes::update_project(&ctx.store, user, p, input, &now),
+                scopes::get_customer(&ctx.store, &p.customer_uuid)
+            );
+            project_json(request, &updated?, customer?.as_ref())
         }
-        Scope::Project(p) => Scope::Project(scopes::update_project(&ctx.store, user, p, input, &now).await?),
     };
-    Ok(http::json(
-        StatusCode::OK,
-        &scope_json(ctx, request, &updated).await?,
-    ))
+    Ok(http::json(StatusCode::OK, &answer))
 }
 
 async fn delete_scope(
